@@ -1,0 +1,38 @@
+# Two commands: `make run` (set up + main comparison) and `make test` (set up + tests).
+PYTHON ?= python3.11
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+export HF_HUB_OFFLINE := 1
+export WANDB_MODE ?= offline
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: run test setup lint clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+
+# torch is pinned first: an unpinned torch pulls a multi-GB CUDA build (DESIGN section 5).
+$(STAMP): $(PY) pyproject.toml
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+# The sweep folder is named here so that the report reads exactly this run.
+run: $(STAMP)
+	@dir=outputs/main/$$(date +%Y-%m-%d_%H-%M-%S); \
+	$(PY) -m seq2seq_rm.run -m experiment=main hydra.sweep.dir=$$dir && \
+	$(PY) -m seq2seq_rm.report $$dir
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests benchmarks
+
+clean:
+	rm -rf $(VENV) outputs/* artifacts

@@ -1,0 +1,46 @@
+"""Stage artifacts keyed by the hash of what determines them, completed by an atomic rename."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+COMPLETE_MARKER = "complete.json"
+
+
+def config_key(material: Any) -> str:
+    """Stable short hash of a JSON-able description of a stage's inputs."""
+    blob = json.dumps(material, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+class Artifact:
+    """``<root>/<stage>/<key>``: built in ``<key>.partial``, renamed into place when finished."""
+
+    def __init__(self, root: str | Path, stage: str, key: str) -> None:
+        self.final = Path(root) / stage / key
+        self.partial = self.final.with_name(f"{key}.partial")
+
+    @property
+    def complete(self) -> bool:
+        return (self.final / COMPLETE_MARKER).is_file()
+
+    def begin(self) -> Path:
+        if self.partial.exists():  # a run cut off before commit: start the stage again
+            shutil.rmtree(self.partial)
+        self.partial.mkdir(parents=True)
+        return self.partial
+
+    def commit(self, metrics: dict[str, float]) -> Path:
+        (self.partial / COMPLETE_MARKER).write_text(json.dumps(metrics, indent=2, sort_keys=True))
+        if self.final.exists():
+            shutil.rmtree(self.final)
+        os.replace(self.partial, self.final)
+        return self.final
+
+    def metrics(self) -> dict[str, float]:
+        return json.loads((self.final / COMPLETE_MARKER).read_text())

@@ -1,0 +1,1 @@
+"""Tokenizers, sequence layouts, datasets and data modules."""

@@ -1,0 +1,1 @@
+"""Generation, gold-judge evaluation of policies, reports."""

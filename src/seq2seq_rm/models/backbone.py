@@ -1,0 +1,59 @@
+"""Causal-LM backbones: a GPT-2 trained from scratch, or any pretrained transformers model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel, PreTrainedModel, PreTrainedTokenizerBase
+
+
+def _set_special_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> PreTrainedModel:
+    for config in (model.config, getattr(model, "generation_config", None)):
+        if config is not None:
+            config.pad_token_id = tokenizer.pad_token_id
+            config.eos_token_id = tokenizer.eos_token_id
+            config.bos_token_id = tokenizer.eos_token_id
+    return model
+
+
+def gpt2_from_scratch(tokenizer: PreTrainedTokenizerBase, n_layer: int, n_embd: int, n_head: int,
+                      n_positions: int, dropout: float = 0.0) -> PreTrainedModel:
+    config = GPT2Config(
+        vocab_size=len(tokenizer), n_layer=n_layer, n_embd=n_embd, n_head=n_head, n_positions=n_positions,
+        resid_pdrop=dropout, embd_pdrop=dropout, attn_pdrop=dropout,
+        pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=tokenizer.eos_token_id,
+    )
+    return _set_special_ids(GPT2LMHeadModel(config), tokenizer)
+
+
+def pretrained_causal_lm(tokenizer: PreTrainedTokenizerBase, name_or_path: str, dtype: str = "float32",
+                         trust_remote_code: bool = False, gradient_checkpointing: bool = False,
+                         **kwargs) -> PreTrainedModel:
+    """Any transformers causal LM by hub name or local path, resized for the added special tokens."""
+    model = AutoModelForCausalLM.from_pretrained(
+        name_or_path, dtype=getattr(torch, dtype), trust_remote_code=trust_remote_code, **kwargs)
+    if len(tokenizer) != model.get_input_embeddings().weight.shape[0]:
+        model.resize_token_embeddings(len(tokenizer))
+    if gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+    return _set_special_ids(model, tokenizer)
+
+
+def context_length(model: PreTrainedModel) -> int:
+    config = model.config
+    for name in ("n_positions", "max_position_embeddings"):
+        if getattr(config, name, None):
+            return int(getattr(config, name))
+    return 2048
+
+
+def save_backbone(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, directory: Path) -> None:
+    model.save_pretrained(directory, safe_serialization=True)
+    tokenizer.save_pretrained(directory)
+
+
+def load_backbone(directory: Path) -> PreTrainedModel:
+    """Load a saved backbone (safetensors only: no pickled code is ever executed)."""
+    return AutoModelForCausalLM.from_pretrained(directory, use_safetensors=True)

@@ -1,0 +1,1 @@
+"""LightningModules: SFT policy (reward models and PPO arrive with their stages)."""

@@ -1,0 +1,74 @@
+"""Supervised fine-tuning of the policy on demonstrations (loss on response tokens only)."""
+
+from __future__ import annotations
+
+import math
+
+import lightning as L
+import torch
+from torchmetrics import MeanMetric
+from torchmetrics.text import Perplexity
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from seq2seq_rm.data.layout import IGNORE_INDEX
+from seq2seq_rm.eval.generate import generate_responses
+from seq2seq_rm.modules.samples import log_samples
+
+
+def warmup_cosine(step: int, warmup_steps: int, max_steps: int, min_ratio: float = 0.1) -> float:
+    """Learning-rate multiplier: linear warm-up, then cosine decay to ``min_ratio``."""
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    progress = min(1.0, (step - warmup_steps) / max(1, max_steps - warmup_steps))
+    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+class SFTModule(L.LightningModule):
+    def __init__(
+        self,
+        model: PreTrainedModel,
+        tokenizer: PreTrainedTokenizerBase | None = None,
+        lr: float = 1e-3,
+        weight_decay: float = 0.01,
+        warmup_steps: int = 50,
+        max_steps: int = 1000,
+        sample_prompts: list[str] | None = None,
+        max_new_tokens: int = 32,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["model", "tokenizer", "sample_prompts"])
+        self.model, self.tokenizer = model, tokenizer
+        self.sample_prompts = list(sample_prompts or [])
+        self.val_loss = MeanMetric()
+        self.val_perplexity = Perplexity(ignore_index=IGNORE_INDEX)
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        loss = self.model(**batch).loss
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"SFT loss is {loss.item()} at step {self.global_step}; lower sft.lr")
+        self.log("sft/train/loss", loss, prog_bar=True, batch_size=batch["input_ids"].shape[0])
+        return loss
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        out = self.model(**batch)
+        n_targets = (batch["labels"][:, 1:] != IGNORE_INDEX).sum()
+        self.val_loss.update(out.loss, weight=n_targets)
+        self.val_perplexity.update(out.logits[:, :-1].float(), batch["labels"][:, 1:])
+
+    def on_validation_epoch_end(self) -> None:
+        self.log("sft/val/loss", self.val_loss.compute(), prog_bar=True)
+        self.log("sft/val/perplexity", self.val_perplexity.compute())
+        self.val_loss.reset()
+        self.val_perplexity.reset()
+        if self.sample_prompts and self.tokenizer is not None and not self.trainer.sanity_checking:
+            responses = generate_responses(self.model, self.tokenizer, self.sample_prompts,
+                                           self.hparams.max_new_tokens)
+            rows = [{"prompt": p, "response": r} for p, r in zip(self.sample_prompts, responses, strict=True)]
+            log_samples(self.logger, "sft/val/samples", rows, self.global_step)
+
+    def configure_optimizers(self):
+        optimizer = torch.optim.AdamW(self.model.parameters(), lr=self.hparams.lr,
+                                      weight_decay=self.hparams.weight_decay)
+        schedule = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda s: warmup_cosine(s, self.hparams.warmup_steps, self.hparams.max_steps))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}

@@ -1,0 +1,60 @@
+"""Print the tables of a run or sweep folder: ``python -m seq2seq_rm.report <folder>``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import defaultdict
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+
+def load_results(folder: Path) -> list[dict]:
+    paths = sorted(folder.rglob("results.json"))
+    if not paths:
+        raise FileNotFoundError(f"no results.json under {folder}: is it a run or multirun folder?")
+    return [json.loads(p.read_text()) for p in paths]
+
+
+def response_mix(result: dict, prefix: str = "sft/policy/mix/") -> dict[str, dict[str, float]]:
+    """``{prompt kind: {response kind: share}}`` from the flat ``.../mix/<prompt>/<response>`` keys."""
+    mix: dict[str, dict[str, float]] = defaultdict(dict)
+    for key, value in result.items():
+        if key.startswith(prefix):
+            prompt_kind, response_kind = key[len(prefix):].split("/")
+            mix[prompt_kind][response_kind] = value
+    return dict(mix)
+
+
+def sft_tables(results: list[dict]) -> list[Table]:
+    summary = Table(title="SFT policy on held-out prompts (gold judge)")
+    for column in ("task", "seed", "val loss", "gold utility (greedy)", "gold utility (sampled)",
+                   "length (sampled)"):
+        summary.add_column(column, justify="left" if column == "task" else "right")
+    mix_table = Table(title="SFT policy response mix (sampled, temperature 1)")
+    mix_table.add_column("task")
+    mix_table.add_column("prompt kind")
+    mix_table.add_column("response kinds")
+    for r in sorted(results, key=lambda r: (r["task"], r["seed"])):
+        summary.add_row(r["task"], str(r["seed"]), f"{r['sft/val/loss']:.3f}", f"{r['sft/policy/gold_utility']:+.3f}",
+                        f"{r['sft/policy/gold_utility_sampled']:+.3f}", f"{r['sft/policy/length_mean_sampled']:.1f}")
+        for prompt_kind, shares in response_mix(r).items():
+            shown = sorted(((v, k) for k, v in shares.items() if v >= 0.005), reverse=True)
+            mix_table.add_row(r["task"], prompt_kind, "  ".join(f"{k} {v:.0%}" for v, k in shown))
+    return [summary, mix_table]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("folder", type=Path, help="a Hydra run or multirun folder")
+    args = parser.parse_args(argv)
+    console = Console(width=max(Console().width, 110))
+    for table in sft_tables(load_results(args.folder)):
+        console.print(table)
+    console.print(f"results: {args.folder}/*/results.json")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,26 @@
+"""Entry point: ``python -m seq2seq_rm.run [overrides]`` (Hydra; ``-m`` for sweeps, ``--cfg job`` to print)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="run")
+def main(cfg: DictConfig) -> float:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from seq2seq_rm.pipeline import run
+
+    results = run(cfg, Path(HydraConfig.get().runtime.output_dir))
+    return results.get(cfg.get("objective", ""), 0.0)  # the value an hparams_search sweeper optimises
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,78 @@
+"""End-to-end runs of the entry point on the smoke experiment (a few seconds each)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_cli(*overrides: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "seq2seq_rm.run", *overrides], cwd=cwd, capture_output=True,
+                          text=True, timeout=300)
+
+
+def results_of(cwd: Path) -> dict:
+    (path,) = list((cwd / "outputs").rglob("results.json"))
+    return json.loads(path.read_text())
+
+
+@pytest.mark.parametrize("task", ["safety", "summarization"])
+def test_smoke_sft_writes_results(tmp_path, task):
+    proc = run_cli("experiment=smoke", f"task={task}", "stages=[sft]", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = results_of(tmp_path)
+    assert results["task"] == task
+    for key in ("sft/val/loss", "sft/val/perplexity", "sft/policy/gold_utility", "sft/policy/length_mean"):
+        assert isinstance(results[key], float)
+    assert "[sft] done" in proc.stdout
+    artifact = next((tmp_path / "artifacts" / "sft").iterdir())
+    assert (artifact / "complete.json").is_file() and (artifact / "model.safetensors").is_file()
+    assert (artifact / "tokenizer.json").is_file()
+
+
+def test_same_seed_gives_identical_results_and_cache_is_reused(tmp_path):
+    first, second = tmp_path / "a", tmp_path / "b"
+    for folder in (first, second):
+        folder.mkdir()
+        assert run_cli("experiment=smoke", "seed=7", cwd=folder).returncode == 0
+    assert results_of(first) == results_of(second)
+    again = run_cli("experiment=smoke", "seed=7", "hydra.run.dir=outputs/again", cwd=first)
+    assert again.returncode == 0 and "(cached)" in again.stdout
+    assert json.loads((first / "outputs/again/results.json").read_text()) == results_of(second)
+
+
+def test_unknown_task_lists_the_valid_choices(tmp_path):
+    proc = run_cli("task=poetry", cwd=tmp_path)
+    assert proc.returncode != 0
+    assert "Could not find 'task/poetry'" in proc.stderr
+    assert "safety" in proc.stderr and "summarization" in proc.stderr
+
+
+def test_unknown_stage_fails_before_work_and_lists_stages(tmp_path):
+    proc = run_cli("experiment=smoke", "stages=[sft,dance]", cwd=tmp_path)
+    assert proc.returncode != 0
+    assert "unknown stage(s) ['dance']" in proc.stderr and "'sft'" in proc.stderr
+    assert not (tmp_path / "artifacts").exists()
+
+
+def test_out_of_range_knob_names_key_and_value(tmp_path):
+    proc = run_cli("experiment=smoke", "task.p_alarm=1.5", cwd=tmp_path)
+    assert proc.returncode != 0 and "task.p_alarm" in proc.stderr and "1.5" in proc.stderr
+
+
+def test_cfg_job_prints_the_composed_config(tmp_path):
+    proc = run_cli("--cfg", "job", "task=summarization", "model=small", cwd=tmp_path)
+    assert proc.returncode == 0
+    assert "p_long: 0.8" in proc.stdout and "n_layer: 6" in proc.stdout
+
+
+@pytest.mark.parametrize("logger", ["tensorboard", "wandb"])
+def test_other_loggers_run_offline(tmp_path, logger):
+    proc = run_cli("experiment=smoke", f"logger={logger}", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    folder = "tensorboard" if logger == "tensorboard" else "wandb"
+    assert list((tmp_path / "outputs").rglob(folder))
