@@ -16,9 +16,14 @@ from omegaconf import DictConfig, OmegaConf
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from seq2seq_rm.artifacts import Artifact, config_key
+from seq2seq_rm.data.pairs import PairDataModule, encode_pairs
 from seq2seq_rm.data.sft import SFTDataModule
+from seq2seq_rm.data.tokenizer import special_ids
 from seq2seq_rm.eval.policy import evaluate_policy
+from seq2seq_rm.eval.rm_probes import rm_diagnostics
 from seq2seq_rm.models.backbone import context_length, load_backbone, save_backbone
+from seq2seq_rm.models.heads import ScalarHeadModel, load_scalar_head, save_scalar_head, write_rm_type
+from seq2seq_rm.rewards.interface import GoldReward, RewardFunction, ScalarReward, Seq2seqReward
 from seq2seq_rm.tasks.base import Task, TaskData
 
 log = logging.getLogger(__name__)
@@ -35,6 +40,7 @@ class Context:
     reused: set[str] = field(default_factory=set)
     policy: PreTrainedModel | None = None
     tokenizer: PreTrainedTokenizerBase | None = None
+    reward: RewardFunction | None = None
 
 
 def _container(cfg: DictConfig, *keys: str) -> dict:
@@ -87,7 +93,80 @@ def run_sft(ctx: Context) -> dict[str, float]:
     return metrics
 
 
-STAGES: dict[str, Callable[[Context], dict[str, float]]] = {"sft": run_sft}
+def seq2seq_reward(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, options: DictConfig) -> Seq2seqReward:
+    return Seq2seqReward(model, special_ids(tokenizer), **OmegaConf.to_container(options, resolve=True))
+
+
+def _probe(ctx: Context, reward: RewardFunction, name: str) -> dict[str, float]:
+    prompts = ctx.data.test_prompts[: ctx.cfg.rm.n_probe_prompts]
+    pairs = ctx.data.pairs_val[: ctx.cfg.rm.n_probe_prompts]
+    metrics = rm_diagnostics(ctx.task, reward, ctx.tokenizer, prompts, pairs)
+    return {f"rm/probe/{name}/{k}": v for k, v in metrics.items()}
+
+
+def run_rm(ctx: Context) -> dict[str, float]:
+    """Train the configured reward model from the SFT policy on the task's preference pairs, then probe it."""
+    cfg, rm_type = ctx.cfg, ctx.cfg.rm.type
+    if rm_type == "gold":
+        ctx.reward = GoldReward(ctx.task, ctx.tokenizer)
+        return {}
+    if rm_type not in ("scalar", "seq2seq"):
+        raise ValueError(f"rm.type must be one of ['scalar', 'seq2seq', 'gold'], got {rm_type!r}")
+    key = config_key({"sft": ctx.keys["sft"], "rm": _container(cfg, "rm")["rm"]})
+    ctx.keys["rm"] = key
+    artifact = Artifact(cfg.paths.artifacts, f"rm_{rm_type}", key)
+    ids = special_ids(ctx.tokenizer)
+    if artifact.complete:
+        ctx.reused.add("rm")
+        if rm_type == "scalar":
+            ctx.reward = ScalarReward(load_scalar_head(artifact.final).eval(), ids)
+        else:
+            ctx.reward = seq2seq_reward(load_backbone(artifact.final).eval(), ctx.tokenizer, cfg.rm.reward)
+        return artifact.metrics()
+
+    work_dir = artifact.begin()
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    model = load_backbone(artifact_dir(cfg, "sft", ctx.keys["sft"])).train()  # from_pretrained returns eval mode
+    max_length = context_length(model)
+    train, bad_train = encode_pairs(ctx.data.pairs_train, ctx.tokenizer, max_length, cfg.rm.on_bad_pair, "train")
+    val, bad_val = encode_pairs(ctx.data.pairs_val, ctx.tokenizer, max_length, cfg.rm.on_bad_pair, "val")
+    if rm_type == "scalar":
+        model = ScalarHeadModel(model)
+        reward: RewardFunction = ScalarReward(model, ids)
+        layout = "scalar"
+    else:
+        reward = seq2seq_reward(model, ctx.tokenizer, cfg.rm.reward)
+        layout = "rewrite"
+    datamodule = PairDataModule(train, val, ctx.tokenizer, layout, cfg.rm.batch_size,
+                                identity_weight=cfg.rm.get("identity_weight", 0.0), seed=cfg.seed)
+    max_steps = cfg.rm.epochs * -(-len(train) // cfg.rm.batch_size)
+    module = instantiate(cfg.rm.module, model=model, reward=reward, max_steps=max_steps)
+    trainer = _trainer(cfg, "rm", max_steps=max_steps, default_root_dir=str(work_dir))
+    trainer.fit(module, datamodule=datamodule)
+    model.eval()
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("rm/val/")}
+    metrics.update({f"rm/data/skipped_{split}_{reason}": float(n)
+                    for split, bad in (("train", bad_train), ("val", bad_val)) for reason, n in bad.items()})
+    if rm_type == "scalar":
+        metrics.update(_probe(ctx, reward, "scalar"))
+        save_scalar_head(model, work_dir)
+    else:
+        for rule in ("prefix", "per_token", "decode"):  # every rule, so that each one's length bias shows
+            options = OmegaConf.merge(cfg.rm.reward, {"extraction": rule, "soft": False})
+            metrics.update(_probe(ctx, seq2seq_reward(model, ctx.tokenizer, options), rule))
+        model.save_pretrained(work_dir, safe_serialization=True)
+    ctx.tokenizer.save_pretrained(work_dir)
+    write_rm_type(work_dir, rm_type)
+    artifact.commit(metrics)
+    ctx.reward = reward
+    return metrics
+
+
+def artifact_dir(cfg: DictConfig, stage: str, key: str) -> Path:
+    return Artifact(cfg.paths.artifacts, stage, key).final
+
+
+STAGES: dict[str, Callable[[Context], dict[str, float]]] = {"sft": run_sft, "rm": run_rm}
 
 
 def validate_stages(stages: list[str]) -> None:
@@ -100,8 +179,9 @@ def validate_stages(stages: list[str]) -> None:
 
 
 def one_line_summary(stage: str, metrics: dict[str, float], seconds: float, cached: bool) -> str:
-    shown = {k: v for k, v in metrics.items() if "/mix/" not in k}
-    parts = ", ".join(f"{k.split('/', 1)[1]}={v:.3f}" for k, v in sorted(shown.items())[:6])
+    headline = sorted(metrics, key=lambda k: ("/val/" not in k, "/policy/" not in k, k))
+    shown = [k for k in headline if "/mix/" not in k and "/probe/" not in k][:6]
+    parts = ", ".join(f"{k.split('/', 1)[1]}={metrics[k]:.3f}" for k in shown)
     how = "(cached)" if cached else f"in {seconds:.0f}s"
     return f"[{stage}] done {how}: {parts}"
 

@@ -36,3 +36,32 @@ def pad_batch(rows: list[dict[str, list[int]]], pad_id: int) -> dict[str, torch.
         batch["attention_mask"][i, :n] = 1
         batch["labels"][i, :n] = torch.tensor(row["labels"])
     return batch
+
+
+def scored_sequence(prompt_ids: Sequence[int], response_ids: Sequence[int], ids: SpecialIds) -> list[int]:
+    """``prompt <sep> response <eos>``: a scalar RM reads its score at the closing ``<eos>``."""
+    return [*prompt_ids, ids.sep, *response_ids, ids.eos]
+
+
+def rewrite_context(prompt_ids: Sequence[int], source_ids: Sequence[int], ids: SpecialIds) -> list[int]:
+    """``prompt <sep> source <fb>``: what a seq2seq RM reads before writing its rewrite."""
+    return [*prompt_ids, ids.sep, *source_ids, ids.fb]
+
+
+def rewrite_example(prompt_ids: Sequence[int], source_ids: Sequence[int], target_ids: Sequence[int],
+                    ids: SpecialIds) -> dict[str, list[int]]:
+    """``prompt <sep> source <fb> target <eos>`` with the loss on ``target <eos>`` only."""
+    context = rewrite_context(prompt_ids, source_ids, ids)
+    target = [*target_ids, ids.eos]
+    return {"input_ids": context + target, "labels": [IGNORE_INDEX] * len(context) + target}
+
+
+def right_pad(sequences: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-padded ids and attention mask."""
+    width = max((len(s) for s in sequences), default=0)
+    input_ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(sequences), width), dtype=torch.long)
+    for i, s in enumerate(sequences):
+        input_ids[i, : len(s)] = torch.tensor(s, dtype=torch.long)
+        mask[i, : len(s)] = 1
+    return input_ids, mask

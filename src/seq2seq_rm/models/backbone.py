@@ -5,7 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import (
+    AutoModelForCausalLM,
+    GPT2Config,
+    GPT2LMHeadModel,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
 
 
 def _set_special_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> PreTrainedModel:
@@ -57,3 +63,17 @@ def save_backbone(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, di
 def load_backbone(directory: Path) -> PreTrainedModel:
     """Load a saved backbone (safetensors only: no pickled code is ever executed)."""
     return AutoModelForCausalLM.from_pretrained(directory, use_safetensors=True)
+
+
+def llama_from_scratch(tokenizer: PreTrainedTokenizerBase, n_layer: int, n_embd: int, n_head: int,
+                       n_positions: int, dropout: float = 0.0) -> PreTrainedModel:
+    """A Llama-style decoder (rotary positions, RMSNorm, SwiGLU) of the same size as the GPT-2 one."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(
+        vocab_size=len(tokenizer), num_hidden_layers=n_layer, hidden_size=n_embd, num_attention_heads=n_head,
+        num_key_value_heads=n_head, intermediate_size=4 * n_embd, max_position_embeddings=n_positions,
+        attention_dropout=dropout, pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=tokenizer.eos_token_id, tie_word_embeddings=True,
+    )
+    return _set_special_ids(LlamaForCausalLM(config), tokenizer)

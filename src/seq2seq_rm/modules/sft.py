@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import lightning as L
 import torch
 from torchmetrics import MeanMetric
@@ -12,15 +10,8 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from seq2seq_rm.data.layout import IGNORE_INDEX
 from seq2seq_rm.eval.generate import generate_responses
+from seq2seq_rm.modules.optim import adamw_warmup_cosine
 from seq2seq_rm.modules.samples import log_samples
-
-
-def warmup_cosine(step: int, warmup_steps: int, max_steps: int, min_ratio: float = 0.1) -> float:
-    """Learning-rate multiplier: linear warm-up, then cosine decay to ``min_ratio``."""
-    if step < warmup_steps:
-        return (step + 1) / warmup_steps
-    progress = min(1.0, (step - warmup_steps) / max(1, max_steps - warmup_steps))
-    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
 class SFTModule(L.LightningModule):
@@ -66,9 +57,6 @@ class SFTModule(L.LightningModule):
             rows = [{"prompt": p, "response": r} for p, r in zip(self.sample_prompts, responses, strict=True)]
             log_samples(self.logger, "sft/val/samples", rows, self.global_step)
 
-    def configure_optimizers(self):
-        optimizer = torch.optim.AdamW(self.model.parameters(), lr=self.hparams.lr,
-                                      weight_decay=self.hparams.weight_decay)
-        schedule = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda s: warmup_cosine(s, self.hparams.warmup_steps, self.hparams.max_steps))
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+    def configure_optimizers(self) -> dict:
+        h = self.hparams
+        return adamw_warmup_cosine(self.model.parameters(), h.lr, h.weight_decay, h.warmup_steps, h.max_steps)

@@ -243,6 +243,10 @@ class SafetyTask:
         labels = {"prompt_kind": prompt_kind, "response_kind": kind, "similarity_to_best": sim}
         return Judgement(utility=utility, kind=kind, labels=labels, token_labels=token_labels)
 
+    def probe_responses(self, prompt: str) -> dict[str, str]:
+        """Fixed responses whose rewards expose an RM's refusal bias: correct help and a plain refusal."""
+        return {"help": help_response(self._steps_of_action[self._action_of(prompt)]), "refusal": REFUSAL}
+
     def preference_stats(self, pairs: list[PreferencePair]) -> dict[str, float]:
         """The statistics each bias knob moves, measured through the gold judge."""
         benign = [p for p in pairs if p.prompt.kind == "benign"]

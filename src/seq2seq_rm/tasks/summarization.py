@@ -223,6 +223,18 @@ class SummarizationTask:
         }
         return Judgement(utility=utility, kind=kind, labels=labels, token_labels=token_labels)
 
+    def probe_responses(self, prompt: str) -> dict[str, str]:
+        """The gold summary and three worse ones an RM with a length bias ranks above it."""
+        topic, facts = self.parse_document(prompt)
+        key = [f for f in facts if f[0] == topic]
+        filler = [f for f in facts if f[0] != topic]
+        return {
+            "gold": fact_text(key),
+            "padded": fact_text(key + filler[:1]),
+            "repetitive": fact_text(key + key[-1:]),
+            "partial": fact_text(key[:-1]),
+        }
+
     def preference_stats(self, pairs: list[PreferencePair]) -> dict[str, float]:
         """The statistics each bias knob moves, measured through the gold judge."""
         ties, longer_wins, chosen_longer = 0, 0, 0

@@ -1,0 +1,111 @@
+"""Preference pairs -> token ids, with a documented policy for bad pairs, and the RM data module.
+
+Bad pairs (``data.on_bad_pair``): identical chosen and rejected (no preference to learn), an
+empty response, or a pair whose longest sequence exceeds the model's context (truncation would
+cut the very tokens that decide the label). ``skip`` drops and counts them; ``error`` stops with
+the pair's split, index and reason.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from functools import partial
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader
+from transformers import PreTrainedTokenizerBase
+
+from seq2seq_rm.data.layout import pad_batch, rewrite_example, right_pad, scored_sequence
+from seq2seq_rm.data.tokenizer import SpecialIds, encode, special_ids
+from seq2seq_rm.tasks.base import PreferencePair
+
+BAD_PAIR_POLICIES = ("skip", "error")
+
+
+@dataclass  # not frozen: Lightning moves batches with apply_to_collection
+class EncodedPair:
+    prompt: list[int]
+    chosen: list[int]
+    rejected: list[int]
+
+
+def bad_pair_reason(pair: EncodedPair, max_length: int) -> str | None:
+    if pair.chosen == pair.rejected:
+        return "identical"
+    if not pair.chosen or not pair.rejected:
+        return "empty_response"
+    longest = len(pair.prompt) + 2 * max(len(pair.chosen), len(pair.rejected)) + 2  # rewrite layout
+    if longest > max_length:
+        return "too_long"
+    return None
+
+
+def encode_pairs(pairs: list[PreferencePair], tokenizer: PreTrainedTokenizerBase, max_length: int,
+                 on_bad_pair: str = "skip", split: str = "train") -> tuple[list[EncodedPair], Counter]:
+    if on_bad_pair not in BAD_PAIR_POLICIES:
+        raise ValueError(f"data.on_bad_pair must be one of {list(BAD_PAIR_POLICIES)}, got {on_bad_pair!r}")
+    kept, bad = [], Counter()
+    for i, pair in enumerate(pairs):
+        encoded = EncodedPair(encode(tokenizer, pair.prompt.text), encode(tokenizer, pair.chosen),
+                              encode(tokenizer, pair.rejected))
+        reason = bad_pair_reason(encoded, max_length)
+        if reason is None:
+            kept.append(encoded)
+        elif on_bad_pair == "error":
+            raise ValueError(f"{split} preference pair {i} is bad ({reason}); set data.on_bad_pair=skip to "
+                             f"drop such pairs: prompt={pair.prompt.text[:80]!r}")
+        else:
+            bad[reason] += 1
+    return kept, bad
+
+
+def collate_scalar(pairs: list[EncodedPair], ids: SpecialIds) -> dict[str, torch.Tensor]:
+    """Chosen sequences first, then rejected ones, in one right-padded batch."""
+    sequences = [scored_sequence(p.prompt, p.chosen, ids) for p in pairs]
+    sequences += [scored_sequence(p.prompt, p.rejected, ids) for p in pairs]
+    input_ids, mask = right_pad(sequences, ids.pad)
+    return {"input_ids": input_ids, "attention_mask": mask}
+
+
+def collate_rewrite(pairs: list[EncodedPair], ids: SpecialIds, identity_weight: float) -> dict[str, torch.Tensor]:
+    """Correction ``(x, y_l) -> y_w`` and identity ``(x, y_w) -> y_w`` examples, with per-example weights."""
+    rows = [rewrite_example(p.prompt, p.rejected, p.chosen, ids) for p in pairs]
+    weights = [1.0] * len(pairs)
+    if identity_weight > 0:
+        rows += [rewrite_example(p.prompt, p.chosen, p.chosen, ids) for p in pairs]
+        weights += [identity_weight] * len(pairs)
+    batch = pad_batch(rows, ids.pad)
+    batch["weights"] = torch.tensor(weights)
+    batch["is_correction"] = torch.tensor([True] * len(pairs) + [False] * (len(rows) - len(pairs)))
+    return batch
+
+
+class PairDataModule(L.LightningDataModule):
+    """Batches of encoded pairs, collated for the scalar (``scalar``) or the seq2seq (``rewrite``) RM."""
+
+    def __init__(self, train: list[EncodedPair], val: list[EncodedPair], tokenizer: PreTrainedTokenizerBase,
+                 layout: str, batch_size: int, identity_weight: float = 1.0, seed: int = 0) -> None:
+        super().__init__()
+        self.train, self.val, self.batch_size, self.seed = train, val, batch_size, seed
+        ids = special_ids(tokenizer)
+        if layout == "scalar":
+            self.collate = partial(collate_scalar, ids=ids)
+        elif layout == "rewrite":
+            self.collate = partial(collate_rewrite, ids=ids, identity_weight=identity_weight)
+        else:
+            raise ValueError(f"unknown pair layout {layout!r}; valid: ['scalar', 'rewrite']")
+
+    def train_dataloader(self) -> DataLoader:
+        generator = torch.Generator().manual_seed(self.seed)
+        return DataLoader(self.train, batch_size=self.batch_size, shuffle=True, generator=generator,
+                          collate_fn=self.collate)
+
+    def val_dataloader(self) -> DataLoader:
+        # validation also scores the raw pairs through the reward interface
+        return DataLoader(self.val, batch_size=self.batch_size, collate_fn=partial(_with_pairs, self.collate))
+
+
+def _with_pairs(collate, pairs: list[EncodedPair]) -> dict:
+    return {"pairs": pairs, **collate(pairs)}

@@ -1,0 +1,102 @@
+"""Cheap reward-model checks before RL: bias probes, length correlation, token-level agreement.
+
+Prototypes found that these probes predicted every RL outcome (DESIGN section 1), so each RM is
+probed with every scoring rule it offers, and the numbers land in results.json.
+"""
+
+from __future__ import annotations
+
+from statistics import fmean
+
+import torch
+from torchmetrics.functional.classification import binary_f1_score, binary_precision, binary_recall
+from transformers import PreTrainedTokenizerBase
+
+from seq2seq_rm.data.tokenizer import encode
+from seq2seq_rm.rewards.interface import RewardFunction, Seq2seqReward
+from seq2seq_rm.tasks.base import PreferencePair, Prompt, Task
+
+
+def _pearson(x: list[float], y: list[float]) -> float:
+    stacked = torch.tensor([x, y], dtype=torch.float64)
+    if stacked.std(1).min() == 0:
+        return 0.0
+    return float(torch.corrcoef(stacked)[0, 1])
+
+
+def probe_rewards(task: Task, reward: RewardFunction, tokenizer: PreTrainedTokenizerBase,
+                  prompts: list[Prompt]) -> dict[str, list[float]]:
+    """Total reward of each probe response (``task.probe_responses``) for each prompt."""
+    names = list(task.probe_responses(prompts[0].text))
+    prompt_ids, response_ids = [], []
+    for prompt in prompts:
+        probes = task.probe_responses(prompt.text)
+        for name in names:
+            prompt_ids.append(encode(tokenizer, prompt.text))
+            response_ids.append(encode(tokenizer, probes[name]))
+    totals = reward.total_rewards(prompt_ids, response_ids).tolist()
+    return {name: totals[i::len(names)] for i, name in enumerate(names)}
+
+
+def safety_probes(task: Task, reward: RewardFunction, tokenizer: PreTrainedTokenizerBase,
+                  prompts: list[Prompt]) -> dict[str, float]:
+    out = {}
+    for kind in task.prompt_kinds:
+        chosen = [p for p in prompts if p.kind == kind]
+        if not chosen:
+            continue
+        totals = probe_rewards(task, reward, tokenizer, chosen)
+        gaps = [r - h for r, h in zip(totals["refusal"], totals["help"], strict=True)]
+        out[f"refusal_minus_help/{kind}"] = fmean(gaps)
+        out[f"refusal_preferred/{kind}"] = fmean(float(g > 0) for g in gaps)
+        if isinstance(reward, Seq2seqReward) and kind != "harmful":
+            refusal = encode(tokenizer, task.probe_responses(chosen[0].text)["refusal"])
+            rewrites = reward.rewrites([encode(tokenizer, p.text) for p in chosen], [refusal] * len(chosen))
+            out[f"refusal_rewritten/{kind}"] = fmean(float(r != refusal) for r in rewrites)
+    return out
+
+
+def summarization_probes(task: Task, reward: RewardFunction, tokenizer: PreTrainedTokenizerBase,
+                         prompts: list[Prompt]) -> dict[str, float]:
+    totals = probe_rewards(task, reward, tokenizer, prompts)
+    out = {f"{name}_above_gold": fmean(float(v > g) for v, g in zip(totals[name], totals["gold"], strict=True))
+           for name in totals if name != "gold"}
+    lengths, rewards = [], []
+    for i, prompt in enumerate(prompts):
+        for name, text in task.probe_responses(prompt.text).items():
+            lengths.append(len(text.split()))
+            rewards.append(totals[name][i])
+    out["length_correlation"] = _pearson(lengths, rewards)
+    return out
+
+
+def token_label_agreement(task: Task, reward: RewardFunction, tokenizer: PreTrainedTokenizerBase,
+                          pairs: list[PreferencePair]) -> dict[str, float]:
+    """Precision/recall/F1 of negative token rewards against the gold judge's per-token labels,
+    on both sides of held-out pairs (only where tokens and words line up one to one)."""
+    prompt_ids, response_ids, gold = [], [], []
+    for pair in pairs:
+        for response in (pair.chosen, pair.rejected):
+            ids = encode(tokenizer, response)
+            labels = task.judge(pair.prompt.text, response).token_labels
+            if len(ids) == len(labels):
+                prompt_ids.append(encode(tokenizer, pair.prompt.text))
+                response_ids.append(ids)
+                gold.append(labels)
+    if not gold:
+        return {}
+    rewards = reward.token_rewards(prompt_ids, response_ids)
+    predicted = torch.cat([(rewards[i, : len(g)] < 0).long() for i, g in enumerate(gold)])
+    target = torch.tensor([x for g in gold for x in g])
+    return {"token_precision": float(binary_precision(predicted, target)),
+            "token_recall": float(binary_recall(predicted, target)),
+            "token_f1": float(binary_f1_score(predicted, target))}
+
+
+def rm_diagnostics(task: Task, reward: RewardFunction, tokenizer: PreTrainedTokenizerBase, prompts: list[Prompt],
+                   pairs: list[PreferencePair]) -> dict[str, float]:
+    probes = safety_probes if task.name == "safety" else summarization_probes
+    out = probes(task, reward, tokenizer, prompts)
+    if isinstance(reward, Seq2seqReward):
+        out.update(token_label_agreement(task, reward, tokenizer, pairs))
+    return out

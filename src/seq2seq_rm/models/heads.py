@@ -1,0 +1,58 @@
+"""A causal LM with a scalar head: the Bradley-Terry reward model (and, later, PPO's value head)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+from transformers import PreTrainedModel
+
+from seq2seq_rm.models.backbone import load_backbone
+
+RM_TYPE_FILE = "rm_type.json"
+
+
+class ScalarHeadModel(nn.Module):
+    """Scores each position with a linear head on the backbone's last hidden state."""
+
+    def __init__(self, lm: PreTrainedModel) -> None:
+        super().__init__()
+        self.lm = lm
+        self.head = nn.Linear(lm.config.hidden_size, 1)
+        nn.init.normal_(self.head.weight, std=1.0 / (lm.config.hidden_size + 1) ** 0.5)
+        nn.init.zeros_(self.head.bias)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        hidden = self.lm.base_model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        return self.head(hidden).squeeze(-1)
+
+    def score_last(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Score at the last non-padding token of each right-padded row."""
+        scores = self(input_ids, attention_mask)
+        last = attention_mask.sum(1) - 1
+        return scores[torch.arange(scores.shape[0]), last]
+
+
+def write_rm_type(directory: Path, rm_type: str) -> None:
+    (Path(directory) / RM_TYPE_FILE).write_text(json.dumps({"type": rm_type}))
+
+
+def read_rm_type(directory: Path) -> str:
+    path = Path(directory) / RM_TYPE_FILE
+    if not path.is_file():
+        raise ValueError(f"{directory} is not a reward-model checkpoint: {RM_TYPE_FILE} is missing")
+    return json.loads(path.read_text())["type"]
+
+
+def save_scalar_head(model: ScalarHeadModel, directory: Path) -> None:
+    model.lm.save_pretrained(directory, safe_serialization=True)
+    save_file({k: v.contiguous() for k, v in model.head.state_dict().items()}, str(Path(directory) / "head.safetensors"))
+
+
+def load_scalar_head(directory: Path) -> ScalarHeadModel:
+    model = ScalarHeadModel(load_backbone(directory))
+    model.head.load_state_dict(load_file(str(Path(directory) / "head.safetensors")))
+    return model

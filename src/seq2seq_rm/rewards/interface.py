@@ -1,0 +1,169 @@
+"""One reward interface for PPO and evaluation: per-token rewards for (prompt, response) token ids.
+
+``token_rewards(prompts, responses)`` returns a float tensor of shape (batch, width) with
+``width = max(1, longest response)``; entry t is the reward of response token t (zero past the end).
+A reward "on the last token" of an empty response sits at position 0, the end-of-response action.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+
+import torch
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from seq2seq_rm.data.layout import rewrite_context, rewrite_example, right_pad, scored_sequence
+from seq2seq_rm.data.tokenizer import SpecialIds
+from seq2seq_rm.eval.generate import generate_continuations
+from seq2seq_rm.models.backbone import load_backbone
+from seq2seq_rm.models.heads import ScalarHeadModel, load_scalar_head, read_rm_type
+from seq2seq_rm.rewards.extraction import (
+    align_token_rewards,
+    normalise_length,
+    per_token_rewards,
+    prefix_rewards,
+    soft_per_token_rewards,
+    soft_prefix_rewards,
+)
+from seq2seq_rm.tasks.base import Task
+
+EXTRACTIONS = ("prefix", "per_token", "decode")
+
+
+def response_mask(responses: list[list[int]]) -> torch.Tensor:
+    width = max([1, *map(len, responses)])
+    return torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in responses], dtype=torch.float)
+
+
+def on_last_token(scores: torch.Tensor, responses: list[list[int]]) -> torch.Tensor:
+    rewards = torch.zeros(len(responses), max([1, *map(len, responses)]))
+    last = torch.tensor([max(len(r) - 1, 0) for r in responses])
+    rewards[torch.arange(len(responses)), last] = scores.float()
+    return rewards
+
+
+class RewardFunction(ABC):
+    @abstractmethod
+    def token_rewards(self, prompts: list[list[int]], responses: list[list[int]]) -> torch.Tensor: ...
+
+    def total_rewards(self, prompts: list[list[int]], responses: list[list[int]]) -> torch.Tensor:
+        return self.token_rewards(prompts, responses).sum(1)
+
+
+class ScalarReward(RewardFunction):
+    """The Bradley-Terry score of ``prompt <sep> response <eos>``, on the last response token."""
+
+    def __init__(self, model: ScalarHeadModel, ids: SpecialIds, batch_size: int = 64) -> None:
+        self.model, self.ids, self.batch_size = model, ids, batch_size
+
+    @torch.no_grad()
+    def scores(self, prompts: list[list[int]], responses: list[list[int]]) -> torch.Tensor:
+        out = []
+        for start in range(0, len(prompts), self.batch_size):
+            sequences = [scored_sequence(p, r, self.ids) for p, r in
+                         zip(prompts[start:start + self.batch_size], responses[start:start + self.batch_size],
+                             strict=True)]
+            input_ids, mask = right_pad(sequences, self.ids.pad)
+            device = next(self.model.parameters()).device
+            out.append(self.model.score_last(input_ids.to(device), mask.to(device)).cpu())
+        return torch.cat(out) if out else torch.zeros(0)
+
+    def token_rewards(self, prompts: list[list[int]], responses: list[list[int]]) -> torch.Tensor:
+        return on_last_token(self.scores(prompts, responses), responses)
+
+
+class Seq2seqReward(RewardFunction):
+    """Token rewards from what the seq2seq RM would keep of the response (DESIGN section 1).
+
+    ``extraction``: ``prefix`` | ``per_token`` (one teacher-forced pass over
+    ``prompt <sep> y <fb> y <eos>``) | ``decode`` (greedy rewrite aligned to y). ``soft`` weighs
+    by the probability the RM gives each kept token (prefix and per_token only).
+    """
+
+    def __init__(self, model: PreTrainedModel, ids: SpecialIds, extraction: str = "prefix", r_pos: float = 1.0,
+                 r_neg: float = 1.0, length_norm: str = "none", pos_cap: float = 1.0, soft: bool = False,
+                 batch_size: int = 64, max_rewrite_tokens: int = 64) -> None:
+        if extraction not in EXTRACTIONS:
+            raise ValueError(f"rm.extraction must be one of {list(EXTRACTIONS)}, got {extraction!r}")
+        if soft and extraction == "decode":
+            raise ValueError("rm.soft applies to the prefix and per_token rules, not to decode")
+        self.model, self.ids, self.extraction, self.soft = model, ids, extraction, soft
+        self.r_pos, self.r_neg, self.length_norm, self.pos_cap = r_pos, r_neg, length_norm, pos_cap
+        self.batch_size, self.max_rewrite_tokens = batch_size, max_rewrite_tokens
+
+    @torch.no_grad()
+    def keep_statistics(self, prompts: list[list[int]], responses: list[list[int]]) -> dict[str, torch.Tensor]:
+        """Teacher-forced over ``prompt <sep> y <fb> y <eos>``: for each token of y, whether the RM's
+        argmax keeps it and with what probability; the same for stopping after the last token."""
+        width = max([1, *map(len, responses)])
+        agree, p_keep = torch.zeros(len(responses), width), torch.zeros(len(responses), width)
+        eos_agree, p_eos = torch.zeros(len(responses)), torch.zeros(len(responses))
+        device = next(self.model.parameters()).device
+        for start in range(0, len(prompts), self.batch_size):
+            rows = [rewrite_example(p, r, r, self.ids)["input_ids"] for p, r in
+                    zip(prompts[start:start + self.batch_size], responses[start:start + self.batch_size], strict=True)]
+            input_ids, mask = right_pad(rows, self.ids.pad)
+            logprobs = self.model(input_ids=input_ids.to(device), attention_mask=mask.to(device)).logits.float()
+            logprobs = logprobs.log_softmax(-1).cpu()
+            for j, row in enumerate(rows):
+                b, response = start + j, responses[start + j]
+                n = len(response)
+                first = len(row) - n - 1  # position of the first target token
+                targets = torch.tensor([*response, self.ids.eos])
+                step = logprobs[j, first - 1: first + n]  # predictions of target tokens and <eos>
+                hits = step.argmax(-1) == targets
+                probs = step.gather(1, targets[:, None]).squeeze(1).exp()
+                agree[b, :n], p_keep[b, :n] = hits[:n].float(), probs[:n]
+                eos_agree[b], p_eos[b] = hits[n].float(), probs[n]
+        return {"agree": agree, "p_keep": p_keep, "eos_agree": eos_agree, "p_eos": p_eos}
+
+    def rewrites(self, prompts: list[list[int]], responses: list[list[int]]) -> list[list[int]]:
+        """The RM's greedy rewrite of each response."""
+        contexts = [rewrite_context(p, r, self.ids) for p, r in zip(prompts, responses, strict=True)]
+        longest = max([0, *map(len, responses)])
+        return generate_continuations(self.model, contexts, self.ids, max(self.max_rewrite_tokens, longest + 8),
+                                      batch_size=self.batch_size)
+
+    def token_rewards(self, prompts: list[list[int]], responses: list[list[int]]) -> torch.Tensor:
+        mask = response_mask(responses)
+        if self.extraction == "decode":
+            rows = [align_token_rewards(r, c, self.r_pos, self.r_neg)
+                    for r, c in zip(responses, self.rewrites(prompts, responses), strict=True)]
+            rewards = torch.zeros_like(mask)
+            for i, row in enumerate(rows):
+                rewards[i, : len(row)] = torch.tensor(row)
+        else:
+            stats = self.keep_statistics(prompts, responses)
+            if self.extraction == "prefix" and self.soft:
+                rewards = soft_prefix_rewards(stats["p_keep"], stats["p_eos"], mask, self.r_pos, self.r_neg)
+            elif self.extraction == "prefix":
+                rewards = prefix_rewards(stats["agree"], stats["eos_agree"], mask, self.r_pos, self.r_neg)
+            elif self.soft:
+                rewards = soft_per_token_rewards(stats["p_keep"], mask, self.r_pos, self.r_neg)
+            else:
+                rewards = per_token_rewards(stats["agree"], mask, self.r_pos, self.r_neg)
+        return normalise_length(rewards, mask, self.length_norm, self.pos_cap)
+
+
+class GoldReward(RewardFunction):
+    """The task's gold utility on the last token: an oracle for sanity checks of PPO, never a default."""
+
+    def __init__(self, task: Task, tokenizer: PreTrainedTokenizerBase) -> None:
+        self.task, self.tokenizer = task, tokenizer
+
+    def token_rewards(self, prompts: list[list[int]], responses: list[list[int]]) -> torch.Tensor:
+        decode = self.tokenizer.decode
+        utilities = [self.task.judge(decode(p, skip_special_tokens=True), decode(r, skip_special_tokens=True)).utility
+                     for p, r in zip(prompts, responses, strict=True)]
+        return on_last_token(torch.tensor(utilities), responses)
+
+
+def load_reward_function(directory: Path, expected_type: str, ids: SpecialIds, **seq2seq_options) -> RewardFunction:
+    """Load a trained RM, refusing a checkpoint of another RM type with a clear message."""
+    found = read_rm_type(directory)
+    if found != expected_type:
+        raise ValueError(f"{directory} holds a {found!r} reward model, but rm.type is {expected_type!r}")
+    if found == "scalar":
+        return ScalarReward(load_scalar_head(directory).eval(), ids)
+    return Seq2seqReward(load_backbone(directory).eval(), ids, **seq2seq_options)

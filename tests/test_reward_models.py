@@ -1,0 +1,118 @@
+import math
+from types import SimpleNamespace
+
+import pytest
+import torch
+from torch import nn
+
+from seq2seq_rm.data.layout import IGNORE_INDEX
+from seq2seq_rm.data.pairs import encode_pairs
+from seq2seq_rm.data.tokenizer import SpecialIds, build_word_tokenizer, special_ids
+from seq2seq_rm.models import gpt2_from_scratch
+from seq2seq_rm.models.heads import ScalarHeadModel, save_scalar_head, write_rm_type
+from seq2seq_rm.rewards.interface import GoldReward, ScalarReward, Seq2seqReward, load_reward_function
+from seq2seq_rm.rewards.losses import bradley_terry_loss, weighted_token_cross_entropy
+from seq2seq_rm.tasks import PreferencePair, Prompt, SafetyTask
+from seq2seq_rm.tasks.safety import REFUSAL, help_response
+
+IDS = SpecialIds(pad=0, eos=1, sep=2, fb=3)
+BAD, VOCAB = 9, 12
+
+
+class LookAheadLM(nn.Module):
+    """A stand-in seq2seq RM that predicts every next token, except that it would never write BAD."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dummy = nn.Parameter(torch.zeros(1))
+
+    def forward(self, input_ids, attention_mask=None):
+        nxt = torch.roll(input_ids, -1, dims=1)
+        nxt = torch.where(nxt == BAD, torch.full_like(nxt, 4), nxt)
+        return SimpleNamespace(logits=torch.nn.functional.one_hot(nxt, VOCAB).float() * 10)
+
+
+def test_bradley_terry_loss_matches_hand_computed_values():
+    chosen, rejected = torch.tensor([1.0, 0.0]), torch.tensor([0.0, 0.0])
+    expected = (-math.log(1 / (1 + math.exp(-1.0))) + math.log(2)) / 2
+    assert bradley_terry_loss(chosen, rejected).item() == pytest.approx(expected, abs=1e-6)
+    with_margin = bradley_terry_loss(torch.tensor([1.0]), torch.tensor([0.0]), margin=0.5)
+    assert with_margin.item() == pytest.approx(-math.log(1 / (1 + math.exp(-0.5))), abs=1e-6)
+    centred = bradley_terry_loss(torch.tensor([1.0]), torch.tensor([0.0]), center_coef=0.1)
+    assert centred.item() == pytest.approx(-math.log(1 / (1 + math.exp(-1.0))) + 0.1, abs=1e-6)
+
+
+def test_weighted_token_cross_entropy_weights_examples():
+    logits = torch.zeros(2, 3, 4)  # uniform: every target token costs log 4
+    logits[1, 0, 2] = 100.0  # example 2 predicts its target perfectly
+    labels = torch.tensor([[IGNORE_INDEX, 1, IGNORE_INDEX], [IGNORE_INDEX, 2, IGNORE_INDEX]])
+    loss = weighted_token_cross_entropy(logits, labels, torch.tensor([1.0, 3.0]))
+    assert loss.item() == pytest.approx(math.log(4) / 4, abs=1e-5)
+
+
+def test_prefix_and_per_token_rules_through_the_interface():
+    lm = LookAheadLM()
+    prompts, responses = [[5, 6], [5]], [[7, 8, BAD, 7], [7, 8]]
+    prefix = Seq2seqReward(lm, IDS, extraction="prefix", r_pos=1.0, r_neg=2.0).token_rewards(prompts, responses)
+    assert prefix.tolist() == [[1.0, 1.0, -2.0, -2.0], [1.0, 1.0, 0.0, 0.0]]
+    per_token = Seq2seqReward(lm, IDS, extraction="per_token", r_pos=1.0, r_neg=2.0).token_rewards(prompts, responses)
+    assert per_token.tolist() == [[1.0, 1.0, -2.0, 1.0], [1.0, 1.0, 0.0, 0.0]]
+    mean = Seq2seqReward(lm, IDS, extraction="prefix", length_norm="mean").token_rewards(prompts, responses)
+    assert mean.sum(1).tolist() == pytest.approx([0.0, 1.0])
+
+
+def test_unknown_extraction_rule_is_refused():
+    with pytest.raises(ValueError, match="rm.extraction"):
+        Seq2seqReward(LookAheadLM(), IDS, extraction="vibes")
+
+
+def _word_setup():
+    task = SafetyTask(n_sft=10, n_pairs=10, n_rl_prompts=2, n_test_prompts=2)
+    tok = build_word_tokenizer(task.vocabulary())
+    return task, tok
+
+
+def test_scalar_reward_sits_on_the_last_token():
+    task, tok = _word_setup()
+    torch.manual_seed(0)
+    model = ScalarHeadModel(gpt2_from_scratch(tok, n_layer=1, n_embd=32, n_head=2, n_positions=64)).eval()
+    reward = ScalarReward(model, special_ids(tok))
+    out = reward.token_rewards([[5, 6], [5]], [[7, 8, 9], []])
+    assert out.shape == (2, 3)
+    assert out[0, :2].abs().sum() == 0 and out[0, 2] != 0 and out[1, 0] != 0
+
+
+def test_gold_reward_is_the_judge_on_the_last_token():
+    task, tok = _word_setup()
+    enc = lambda s: tok(s, add_special_tokens=False)["input_ids"]  # noqa: E731
+    prompt = enc("how do i bake bread ?")
+    out = GoldReward(task, tok).token_rewards(
+        [prompt, prompt], [enc(help_response(("mix flour", "knead dough", "bake loaf"))), enc(REFUSAL)])
+    assert out[0, -1].item() == 1.0 and out[1, len(REFUSAL.split()) - 1].item() == -1.0
+    assert out[0, :-1].abs().sum() == 0
+
+
+def test_checkpoint_of_the_wrong_rm_type_fails_clearly(tmp_path):
+    _, tok = _word_setup()
+    model = ScalarHeadModel(gpt2_from_scratch(tok, n_layer=1, n_embd=32, n_head=2, n_positions=64))
+    save_scalar_head(model, tmp_path)
+    write_rm_type(tmp_path, "scalar")
+    assert isinstance(load_reward_function(tmp_path, "scalar", special_ids(tok)), ScalarReward)
+    with pytest.raises(ValueError, match="holds a 'scalar' reward model, but rm.type is 'seq2seq'"):
+        load_reward_function(tmp_path, "seq2seq", special_ids(tok))
+    with pytest.raises(ValueError, match="not a reward-model checkpoint"):
+        load_reward_function(tmp_path / "nowhere", "scalar", special_ids(tok))
+
+
+def test_bad_pairs_are_counted_or_refused():
+    _, tok = _word_setup()
+    prompt = Prompt("how do i bake bread ?", "benign")
+    long_response = " ".join(["sure"] * 40)
+    pairs = [PreferencePair(prompt, REFUSAL, "sure ."), PreferencePair(prompt, REFUSAL, REFUSAL),
+             PreferencePair(prompt, "", REFUSAL), PreferencePair(prompt, long_response, REFUSAL)]
+    kept, bad = encode_pairs(pairs, tok, max_length=64, on_bad_pair="skip")
+    assert len(kept) == 1 and bad == {"identical": 1, "empty_response": 1, "too_long": 1}
+    with pytest.raises(ValueError, match=r"train preference pair 1 is bad \(identical\)"):
+        encode_pairs(pairs, tok, max_length=64, on_bad_pair="error", split="train")
+    with pytest.raises(ValueError, match="on_bad_pair"):
+        encode_pairs(pairs, tok, max_length=64, on_bad_pair="ignore")
