@@ -49,7 +49,8 @@ def read_rm_type(directory: Path) -> str:
 
 def save_scalar_head(model: ScalarHeadModel, directory: Path) -> None:
     model.lm.save_pretrained(directory, safe_serialization=True)
-    save_file({k: v.contiguous() for k, v in model.head.state_dict().items()}, str(Path(directory) / "head.safetensors"))
+    head = {k: v.contiguous() for k, v in model.head.state_dict().items()}
+    save_file(head, str(Path(directory) / "head.safetensors"))
 
 
 def load_scalar_head(directory: Path) -> ScalarHeadModel:
