@@ -76,3 +76,27 @@ def test_other_loggers_run_offline(tmp_path, logger):
     assert proc.returncode == 0, proc.stderr[-3000:]
     folder = "tensorboard" if logger == "tensorboard" else "wandb"
     assert list((tmp_path / "outputs").rglob(folder))
+
+
+@pytest.mark.parametrize("task,rm", [("safety", "scalar"), ("summarization", "seq2seq")])
+def test_smoke_rm_stage_writes_accuracy_and_probes(tmp_path, task, rm):
+    proc = run_cli("experiment=smoke", f"task={task}", f"rm={rm}", "stages=[sft,rm]", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = results_of(tmp_path)
+    assert 0.0 <= results["rm/val/accuracy"] <= 1.0 and "sft/val/loss" in results
+    if rm == "scalar":
+        assert {"rm/val/margin", "rm/val/reward_std", "rm/probe/scalar/refusal_preferred/benign"} <= set(results)
+    else:
+        for rule in ("prefix", "per_token", "decode"):
+            assert -1.0 <= results[f"rm/probe/{rule}/length_correlation"] <= 1.0
+            assert 0.0 <= results[f"rm/probe/{rule}/padded_above_gold"] <= 1.0
+        assert {"rm/val/token_accuracy", "rm/val/exact_match", "rm/probe/prefix/token_f1"} <= set(results)
+    assert list((tmp_path / "artifacts" / f"rm_{rm}").glob("*/complete.json"))
+
+
+def test_rm_stage_alone_reuses_the_sft_artifact(tmp_path):
+    assert run_cli("experiment=smoke", "stages=[sft]", cwd=tmp_path).returncode == 0
+    proc = run_cli("experiment=smoke", "rm=scalar", "stages=[rm]", "hydra.run.dir=outputs/rm_only", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "[sft]" not in proc.stdout and "[rm] done" in proc.stdout
+    assert "rm/val/accuracy" in json.loads((tmp_path / "outputs/rm_only/results.json").read_text())

@@ -6,8 +6,12 @@ import hashlib
 import json
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from filelock import FileLock
 
 COMPLETE_MARKER = "complete.json"
 
@@ -24,6 +28,13 @@ class Artifact:
     def __init__(self, root: str | Path, stage: str, key: str) -> None:
         self.final = Path(root) / stage / key
         self.partial = self.final.with_name(f"{key}.partial")
+
+    @contextmanager
+    def locked(self) -> Iterator[Artifact]:
+        """Hold the artifact's lock: parallel sweep jobs needing the same stage wait for one builder."""
+        self.final.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(self.final.with_name(f"{self.final.name}.lock"))):
+            yield self
 
     @property
     def complete(self) -> bool:

@@ -13,7 +13,7 @@ import lightning as L
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
+from transformers import AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from seq2seq_rm.artifacts import Artifact, config_key
 from seq2seq_rm.data.pairs import PairDataModule, encode_pairs
@@ -53,44 +53,55 @@ def _trainer(cfg: DictConfig, stage: str, **overrides) -> L.Trainer:
     return instantiate(cfg.trainer, logger=logger, **overrides)
 
 
+def _cached(ctx: Context, stage: str, artifact: Artifact, build: Callable[[Path], dict[str, float]],
+            load: Callable[[Path], None]) -> dict[str, float]:
+    """Reuse a finished artifact, or build it in its ``.partial`` folder and commit it (under a lock,
+    so that parallel sweep jobs needing the same artifact build it once)."""
+    with artifact.locked():
+        if artifact.complete:
+            log.info("%s: reusing finished artifact %s", stage, artifact.final)
+            ctx.reused.add(stage)
+            load(artifact.final)
+            return artifact.metrics()
+        metrics = build(artifact.begin())
+        artifact.commit(metrics)
+        return metrics
+
+
 def run_sft(ctx: Context) -> dict[str, float]:
+    """Train the policy on the task's demonstrations, then judge it on held-out prompts."""
     cfg = ctx.cfg
     key = config_key({"task": _container(cfg, "task"), **_container(cfg, "model", "sft", "seed")})
     ctx.keys["sft"] = key
-    artifact = Artifact(cfg.paths.artifacts, "sft", key)
-    if artifact.complete:
-        log.info("sft: reusing finished artifact %s", artifact.final)
-        ctx.reused.add("sft")
-        from transformers import AutoTokenizer
 
-        ctx.tokenizer = AutoTokenizer.from_pretrained(artifact.final)
-        ctx.policy = load_backbone(artifact.final)
-        return artifact.metrics()
+    def load(directory: Path) -> None:
+        ctx.tokenizer = AutoTokenizer.from_pretrained(directory)
+        ctx.policy = load_backbone(directory)
 
-    work_dir = artifact.begin()
-    tokenizer = instantiate(cfg.model.tokenizer)(vocabulary=ctx.task.vocabulary())
-    L.seed_everything(cfg.seed, workers=True, verbose=False)
-    model = instantiate(cfg.model.backbone)(tokenizer=tokenizer)
-    datamodule = SFTDataModule(ctx.data.sft_train, ctx.data.sft_val, tokenizer, batch_size=cfg.sft.batch_size,
-                               max_length=context_length(model), seed=cfg.seed)
-    sample_prompts = [d.prompt.text for d in ctx.data.sft_val[: cfg.sft.n_logged_samples]]
-    module = instantiate(cfg.sft.module, model=model, tokenizer=tokenizer, sample_prompts=sample_prompts,
-                         max_steps=cfg.sft.max_steps, max_new_tokens=cfg.sft.max_new_tokens)
-    trainer = _trainer(cfg, "sft", max_steps=cfg.sft.max_steps, val_check_interval=cfg.sft.val_check_interval,
-                       check_val_every_n_epoch=None, default_root_dir=str(work_dir))
-    trainer.fit(module, datamodule=datamodule)
-    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("sft/val/")}
+    def build(work_dir: Path) -> dict[str, float]:
+        tokenizer = instantiate(cfg.model.tokenizer)(vocabulary=ctx.task.vocabulary())
+        L.seed_everything(cfg.seed, workers=True, verbose=False)
+        model = instantiate(cfg.model.backbone)(tokenizer=tokenizer)
+        datamodule = SFTDataModule(ctx.data.sft_train, ctx.data.sft_val, tokenizer, batch_size=cfg.sft.batch_size,
+                                   max_length=context_length(model), seed=cfg.seed)
+        sample_prompts = [d.prompt.text for d in ctx.data.sft_val[: cfg.sft.n_logged_samples]]
+        module = instantiate(cfg.sft.module, model=model, tokenizer=tokenizer, sample_prompts=sample_prompts,
+                             max_steps=cfg.sft.max_steps, max_new_tokens=cfg.sft.max_new_tokens)
+        trainer = _trainer(cfg, "sft", max_steps=cfg.sft.max_steps, val_check_interval=cfg.sft.val_check_interval,
+                           check_val_every_n_epoch=None, default_root_dir=str(work_dir))
+        trainer.fit(module, datamodule=datamodule)
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("sft/val/")}
+        policy_metrics, rows = evaluate_policy(
+            ctx.task, model, tokenizer, ctx.data.test_prompts[: cfg.sft.n_eval_prompts],
+            max_new_tokens=cfg.sft.max_new_tokens, n_samples=cfg.sft.n_eval_samples, seed=cfg.seed)
+        metrics.update({f"sft/policy/{k}": v for k, v in policy_metrics.items()})
+        save_backbone(model, tokenizer, work_dir)
+        with (work_dir / "generations.jsonl").open("w") as f:
+            f.writelines(json.dumps(r) + "\n" for r in rows)
+        ctx.policy, ctx.tokenizer = model, tokenizer
+        return metrics
 
-    policy_metrics, rows = evaluate_policy(
-        ctx.task, model, tokenizer, ctx.data.test_prompts[: cfg.sft.n_eval_prompts],
-        max_new_tokens=cfg.sft.max_new_tokens, n_samples=cfg.sft.n_eval_samples, seed=cfg.seed)
-    metrics.update({f"sft/policy/{k}": v for k, v in policy_metrics.items()})
-    save_backbone(model, tokenizer, work_dir)
-    with (work_dir / "generations.jsonl").open("w") as f:
-        f.writelines(json.dumps(r) + "\n" for r in rows)
-    artifact.commit(metrics)
-    ctx.policy, ctx.tokenizer = model, tokenizer
-    return metrics
+    return _cached(ctx, "sft", Artifact(cfg.paths.artifacts, "sft", key), build, load)
 
 
 def seq2seq_reward(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, options: DictConfig) -> Seq2seqReward:
@@ -107,59 +118,59 @@ def _probe(ctx: Context, reward: RewardFunction, name: str) -> dict[str, float]:
 def run_rm(ctx: Context) -> dict[str, float]:
     """Train the configured reward model from the SFT policy on the task's preference pairs, then probe it."""
     cfg, rm_type = ctx.cfg, ctx.cfg.rm.type
+    if rm_type not in ("scalar", "seq2seq", "gold"):
+        raise ValueError(f"rm.type must be one of ['scalar', 'seq2seq', 'gold'], got {rm_type!r}")
+    if "sft" not in ctx.keys:  # the RM starts from the SFT policy and its tokenizer
+        ctx.results.update(run_sft(ctx))
     if rm_type == "gold":
         ctx.reward = GoldReward(ctx.task, ctx.tokenizer)
         return {}
-    if rm_type not in ("scalar", "seq2seq"):
-        raise ValueError(f"rm.type must be one of ['scalar', 'seq2seq', 'gold'], got {rm_type!r}")
     key = config_key({"sft": ctx.keys["sft"], "rm": _container(cfg, "rm")["rm"]})
     ctx.keys["rm"] = key
-    artifact = Artifact(cfg.paths.artifacts, f"rm_{rm_type}", key)
     ids = special_ids(ctx.tokenizer)
-    if artifact.complete:
-        ctx.reused.add("rm")
-        if rm_type == "scalar":
-            ctx.reward = ScalarReward(load_scalar_head(artifact.final).eval(), ids)
-        else:
-            ctx.reward = seq2seq_reward(load_backbone(artifact.final).eval(), ctx.tokenizer, cfg.rm.reward)
-        return artifact.metrics()
 
-    work_dir = artifact.begin()
-    L.seed_everything(cfg.seed, workers=True, verbose=False)
-    model = load_backbone(artifact_dir(cfg, "sft", ctx.keys["sft"])).train()  # from_pretrained returns eval mode
-    max_length = context_length(model)
-    train, bad_train = encode_pairs(ctx.data.pairs_train, ctx.tokenizer, max_length, cfg.rm.on_bad_pair, "train")
-    val, bad_val = encode_pairs(ctx.data.pairs_val, ctx.tokenizer, max_length, cfg.rm.on_bad_pair, "val")
-    if rm_type == "scalar":
-        model = ScalarHeadModel(model)
-        reward: RewardFunction = ScalarReward(model, ids)
-        layout = "scalar"
-    else:
-        reward = seq2seq_reward(model, ctx.tokenizer, cfg.rm.reward)
-        layout = "rewrite"
-    datamodule = PairDataModule(train, val, ctx.tokenizer, layout, cfg.rm.batch_size,
-                                identity_weight=cfg.rm.get("identity_weight", 0.0), seed=cfg.seed)
-    max_steps = cfg.rm.epochs * -(-len(train) // cfg.rm.batch_size)
-    module = instantiate(cfg.rm.module, model=model, reward=reward, max_steps=max_steps)
-    trainer = _trainer(cfg, "rm", max_steps=max_steps, default_root_dir=str(work_dir))
-    trainer.fit(module, datamodule=datamodule)
-    model.eval()
-    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("rm/val/")}
-    metrics.update({f"rm/data/skipped_{split}_{reason}": float(n)
-                    for split, bad in (("train", bad_train), ("val", bad_val)) for reason, n in bad.items()})
-    if rm_type == "scalar":
-        metrics.update(_probe(ctx, reward, "scalar"))
-        save_scalar_head(model, work_dir)
-    else:
-        for rule in ("prefix", "per_token", "decode"):  # every rule, so that each one's length bias shows
-            options = OmegaConf.merge(cfg.rm.reward, {"extraction": rule, "soft": False})
-            metrics.update(_probe(ctx, seq2seq_reward(model, ctx.tokenizer, options), rule))
-        model.save_pretrained(work_dir, safe_serialization=True)
-    ctx.tokenizer.save_pretrained(work_dir)
-    write_rm_type(work_dir, rm_type)
-    artifact.commit(metrics)
-    ctx.reward = reward
-    return metrics
+    def load(directory: Path) -> None:
+        if rm_type == "scalar":
+            ctx.reward = ScalarReward(load_scalar_head(directory).eval(), ids)
+        else:
+            ctx.reward = seq2seq_reward(load_backbone(directory).eval(), ctx.tokenizer, cfg.rm.reward)
+
+    def build(work_dir: Path) -> dict[str, float]:
+        L.seed_everything(cfg.seed, workers=True, verbose=False)
+        model = load_backbone(artifact_dir(cfg, "sft", ctx.keys["sft"])).train()  # from_pretrained gives eval mode
+        max_length = context_length(model)
+        train, bad_train = encode_pairs(ctx.data.pairs_train, ctx.tokenizer, max_length, cfg.rm.on_bad_pair, "train")
+        val, bad_val = encode_pairs(ctx.data.pairs_val, ctx.tokenizer, max_length, cfg.rm.on_bad_pair, "val")
+        if rm_type == "scalar":
+            model = ScalarHeadModel(model)
+            reward: RewardFunction = ScalarReward(model, ids)
+        else:
+            reward = seq2seq_reward(model, ctx.tokenizer, cfg.rm.reward)
+        datamodule = PairDataModule(train, val, ctx.tokenizer, "scalar" if rm_type == "scalar" else "rewrite",
+                                    cfg.rm.batch_size, identity_weight=cfg.rm.get("identity_weight", 0.0),
+                                    seed=cfg.seed)
+        max_steps = cfg.rm.epochs * -(-len(train) // cfg.rm.batch_size)
+        module = instantiate(cfg.rm.module, model=model, reward=reward, max_steps=max_steps)
+        trainer = _trainer(cfg, "rm", max_steps=max_steps, default_root_dir=str(work_dir))
+        trainer.fit(module, datamodule=datamodule)
+        model.eval()
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("rm/val/")}
+        metrics.update({f"rm/data/skipped_{split}_{reason}": float(n)
+                        for split, bad in (("train", bad_train), ("val", bad_val)) for reason, n in bad.items()})
+        if rm_type == "scalar":
+            metrics.update(_probe(ctx, reward, "scalar"))
+            save_scalar_head(model, work_dir)
+        else:
+            for rule in ("prefix", "per_token", "decode"):  # every rule, so that each one's length bias shows
+                options = OmegaConf.merge(cfg.rm.reward, {"extraction": rule, "soft": False})
+                metrics.update(_probe(ctx, seq2seq_reward(model, ctx.tokenizer, options), rule))
+            model.save_pretrained(work_dir, safe_serialization=True)
+        ctx.tokenizer.save_pretrained(work_dir)
+        write_rm_type(work_dir, rm_type)
+        ctx.reward = reward
+        return metrics
+
+    return _cached(ctx, "rm", Artifact(cfg.paths.artifacts, f"rm_{rm_type}", key), build, load)
 
 
 def artifact_dir(cfg: DictConfig, stage: str, key: str) -> Path:
@@ -174,7 +185,7 @@ def validate_stages(stages: list[str]) -> None:
     if unknown:
         raise ValueError(f"unknown stage(s) {unknown}; valid stages, in order: {list(STAGES)}")
     order = [s for s in STAGES if s in stages]
-    if list(stages) != order:
+    if list(stages) != order or len(set(stages)) != len(stages):
         raise ValueError(f"stages must run in pipeline order {list(STAGES)}, got {list(stages)}")
 
 
