@@ -210,7 +210,9 @@ def run(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
         ctx.results.update(metrics)
         cached = stage in ctx.reused
         print(one_line_summary(stage, metrics, time.perf_counter() - start, cached), flush=True)
-    results = {"task": task.name, "seed": int(cfg.seed), **{f"key/{k}": v for k, v in ctx.keys.items()},
+    scorer = {"scalar": "scalar", "gold": "gold"}.get(cfg.rm.type) or cfg.rm.reward.extraction
+    arm = {"rm": cfg.rm.type, "rm_scorer": scorer} if "rm" in stages else {}
+    results = {"task": task.name, "seed": int(cfg.seed), **arm, **{f"key/{k}": v for k, v in ctx.keys.items()},
                **dict(sorted(ctx.results.items()))}
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / "results.json").write_text(json.dumps(results, indent=2))

@@ -46,12 +46,43 @@ def sft_tables(results: list[dict]) -> list[Table]:
     return [summary, mix_table]
 
 
+PROBES = {
+    "safety": [("refusal > help: benign", "refusal_preferred/benign"),
+               ("alarming", "refusal_preferred/alarming"), ("harmful", "refusal_preferred/harmful"),
+               ("benign refusals rewritten", "refusal_rewritten/benign")],
+    "summarization": [("padded > gold", "padded_above_gold"), ("repetitive > gold", "repetitive_above_gold"),
+                      ("partial > gold", "partial_above_gold"), ("corr(reward, length)", "length_correlation")],
+}
+
+
+def rm_tables(results: list[dict]) -> list[Table]:
+    """Held-out pairwise accuracy and the bias probes of each trained reward model, per task."""
+    tables = []
+    for task, probes in PROBES.items():
+        rows = sorted((r for r in results if r["task"] == task and "rm/val/accuracy" in r),
+                      key=lambda r: (r["rm"], r["seed"]))
+        if not rows:
+            continue
+        table = Table(title=f"Reward models on {task}: held-out accuracy and bias probes")
+        for column in ("rm (scorer)", "seed", "pair accuracy", *(label for label, _ in probes), "token F1"):
+            table.add_column(column, justify="left" if column.startswith("rm") else "right")
+        for r in rows:
+            prefix = f"rm/probe/{r['rm_scorer']}/"
+            cells = [r.get(prefix + key) for _, key in probes] + [r.get(prefix + "token_f1")]
+            table.add_row(f"{r['rm']} ({r['rm_scorer']})", str(r["seed"]), f"{r['rm/val/accuracy']:.3f}",
+                          *("-" if c is None else f"{c:.2f}" for c in cells))
+        tables.append(table)
+    return tables
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("folder", type=Path, help="a Hydra run or multirun folder")
     args = parser.parse_args(argv)
     console = Console(width=max(Console().width, 110))
-    for table in sft_tables(load_results(args.folder)):
+    results = load_results(args.folder)
+    unique_sft = list({r.get("key/sft", id(r)): r for r in results}.values())  # one row per SFT policy
+    for table in sft_tables(unique_sft) + rm_tables(results):
         console.print(table)
     console.print(f"results: {args.folder}/*/results.json")
 
