@@ -1,0 +1,1 @@
+"""Pure PPO math on (batch, time) tensors with a response mask."""
