@@ -100,3 +100,48 @@ def test_rm_stage_alone_reuses_the_sft_artifact(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "[sft]" not in proc.stdout and "[rm] done" in proc.stdout
     assert "rm/val/accuracy" in json.loads((tmp_path / "outputs/rm_only/results.json").read_text())
+
+
+PPO_SMOKE = ("experiment=smoke", "rm=scalar", "stages=[sft,rm,ppo]", "ppo.iterations=24")
+
+
+def test_smoke_ppo_writes_train_and_policy_metrics(tmp_path):
+    proc = run_cli(*PPO_SMOKE, "ppo.iterations=3", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = results_of(tmp_path)
+    for key in ("ppo/train/reward", "ppo/train/kl", "ppo/train/beta", "ppo/train/entropy", "ppo/train/clip_frac",
+                "ppo/train/approx_kl", "ppo/train/vf_loss", "ppo/train/explained_variance", "ppo/train/length",
+                "ppo/train/gold_utility", "ppo/policy/gold_utility"):
+        assert isinstance(results[key], float), key
+    assert results["ppo/train/beta"] == pytest.approx(0.1)  # fixed KL controller
+
+
+def test_killed_ppo_run_resumes_to_the_same_metrics(tmp_path):
+    """Kill a PPO run after its first checkpoint, rerun the same command: it resumes and ends with
+    the metrics of an uninterrupted run."""
+    import signal
+    import time
+
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    for folder in (straight, killed):
+        folder.mkdir()
+    assert run_cli(*PPO_SMOKE, cwd=straight).returncode == 0
+
+    proc = subprocess.Popen([sys.executable, "-m", "seq2seq_rm.run", *PPO_SMOKE], cwd=killed,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None:
+        if list((killed / "artifacts" / "ppo").glob("*.partial/checkpoints/last.ckpt")):
+            proc.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.02)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    assert not list((killed / "artifacts" / "ppo").glob("*/complete.json"))
+
+    resumed = run_cli(*PPO_SMOKE, "hydra.run.dir=outputs/resumed", cwd=killed)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    expected = results_of(straight)
+    got = json.loads((killed / "outputs/resumed/results.json").read_text())
+    ppo_keys = [k for k in expected if k.startswith("ppo/")]
+    assert ppo_keys and {k: got[k] for k in ppo_keys} == {k: expected[k] for k in ppo_keys}

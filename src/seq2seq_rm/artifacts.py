@@ -40,10 +40,12 @@ class Artifact:
     def complete(self) -> bool:
         return (self.final / COMPLETE_MARKER).is_file()
 
-    def begin(self) -> Path:
-        if self.partial.exists():  # a run cut off before commit: start the stage again
+    def begin(self, resume: bool = False) -> Path:
+        """The folder to build in. A run cut off before commit left a ``.partial`` folder: it is
+        kept when the stage can resume from its checkpoints, otherwise started again."""
+        if self.partial.exists() and not resume:
             shutil.rmtree(self.partial)
-        self.partial.mkdir(parents=True)
+        self.partial.mkdir(parents=True, exist_ok=True)
         return self.partial
 
     def commit(self, metrics: dict[str, float]) -> Path:

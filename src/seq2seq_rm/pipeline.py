@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,13 +14,15 @@ from pathlib import Path
 import lightning as L
 import torch
 from hydra.utils import instantiate
+from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
+from torch.utils.data import DataLoader
 from transformers import AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from seq2seq_rm.artifacts import Artifact, config_key
 from seq2seq_rm.data.pairs import PairDataModule, encode_pairs
 from seq2seq_rm.data.sft import SFTDataModule
-from seq2seq_rm.data.tokenizer import special_ids
+from seq2seq_rm.data.tokenizer import encode, special_ids
 from seq2seq_rm.eval.policy import evaluate_policy
 from seq2seq_rm.eval.rm_probes import rm_diagnostics
 from seq2seq_rm.models.backbone import context_length, load_backbone, save_backbone
@@ -27,6 +31,8 @@ from seq2seq_rm.rewards.interface import GoldReward, RewardFunction, ScalarRewar
 from seq2seq_rm.tasks.base import Task, TaskData
 
 log = logging.getLogger(__name__)
+# PPO checkpoints are meant to hold the state after each iteration's updates
+warnings.filterwarnings("ignore", message="Using ModelCheckpoint with manual optimization")
 
 
 @dataclass
@@ -54,7 +60,7 @@ def _trainer(cfg: DictConfig, stage: str, **overrides) -> L.Trainer:
 
 
 def _cached(ctx: Context, stage: str, artifact: Artifact, build: Callable[[Path], dict[str, float]],
-            load: Callable[[Path], None]) -> dict[str, float]:
+            load: Callable[[Path], None], resume: bool = False) -> dict[str, float]:
     """Reuse a finished artifact, or build it in its ``.partial`` folder and commit it (under a lock,
     so that parallel sweep jobs needing the same artifact build it once)."""
     with artifact.locked():
@@ -63,7 +69,7 @@ def _cached(ctx: Context, stage: str, artifact: Artifact, build: Callable[[Path]
             ctx.reused.add(stage)
             load(artifact.final)
             return artifact.metrics()
-        metrics = build(artifact.begin())
+        metrics = build(artifact.begin(resume))
         artifact.commit(metrics)
         return metrics
 
@@ -173,11 +179,66 @@ def run_rm(ctx: Context) -> dict[str, float]:
     return _cached(ctx, "rm", Artifact(cfg.paths.artifacts, f"rm_{rm_type}", key), build, load)
 
 
+def _judge_fn(ctx: Context) -> Callable[[list[list[int]], list[list[int]]], list[float]]:
+    """Gold utilities of token-id responses: PPO logs them for monitoring; they never enter the loss."""
+    def judge(prompts: list[list[int]], responses: list[list[int]]) -> list[float]:
+        decode = ctx.tokenizer.decode
+        return [ctx.task.judge(decode(p, skip_special_tokens=True), decode(r, skip_special_tokens=True)).utility
+                for p, r in zip(prompts, responses, strict=True)]
+    return judge
+
+
+def run_ppo(ctx: Context) -> dict[str, float]:
+    """PPO from the SFT policy against the run's reward function; resumes from its last checkpoint."""
+    cfg = ctx.cfg
+    if "rm" not in ctx.keys and ctx.reward is None:
+        ctx.results.update(run_rm(ctx))
+    key = config_key({"sft": ctx.keys["sft"], "rm": ctx.keys.get("rm", cfg.rm.type),
+                      "ppo": _container(cfg, "ppo")["ppo"], "seed": cfg.seed})
+    ctx.keys["ppo"] = key
+    ppo = cfg.ppo
+    updates_per_iteration = ppo.module.epochs * ppo.module.minibatches
+
+    def load(directory: Path) -> None:
+        ctx.policy = load_backbone(directory)
+
+    def build(work_dir: Path) -> dict[str, float]:
+        L.seed_everything(cfg.seed, workers=True, verbose=False)
+        policy = load_backbone(artifact_dir(cfg, "sft", ctx.keys["sft"])).train()
+        prompts = [encode(ctx.tokenizer, p.text) for p in ctx.data.rl_prompts]
+        module = instantiate(ppo.module, policy=policy, reward=ctx.reward, ids=special_ids(ctx.tokenizer),
+                             prompts=prompts, judge=_judge_fn(ctx), seed=cfg.seed)
+        checkpoints = work_dir / "checkpoints"
+        every = ModelCheckpoint(dirpath=checkpoints, every_n_train_steps=ppo.checkpoint_every * updates_per_iteration,
+                                save_last=True, save_top_k=0)
+        trainer = _trainer(cfg, "ppo", max_steps=ppo.iterations * updates_per_iteration, max_epochs=-1,
+                           callbacks=[every], enable_checkpointing=True, gradient_clip_val=None,
+                           default_root_dir=str(work_dir), log_every_n_steps=updates_per_iteration)
+        last = checkpoints / "last.ckpt"
+        loader = DataLoader(range(ppo.iterations), batch_size=1)
+        trainer.fit(module, train_dataloaders=loader, ckpt_path=str(last) if last.is_file() else None,
+                    weights_only=True)
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("ppo/train/")}
+        policy.eval()
+        policy_metrics, rows = evaluate_policy(
+            ctx.task, policy, ctx.tokenizer, ctx.data.test_prompts[: ppo.n_eval_prompts],
+            max_new_tokens=ppo.module.max_new_tokens, n_samples=ppo.n_eval_samples, seed=cfg.seed)
+        metrics.update({f"ppo/policy/{k}": v for k, v in policy_metrics.items()})
+        save_backbone(policy, ctx.tokenizer, work_dir)
+        with (work_dir / "generations.jsonl").open("w") as f:
+            f.writelines(json.dumps(r) + "\n" for r in rows)
+        shutil.rmtree(checkpoints, ignore_errors=True)  # the finished artifact keeps the policy, not the optimiser
+        ctx.policy = policy
+        return metrics
+
+    return _cached(ctx, "ppo", Artifact(cfg.paths.artifacts, "ppo", key), build, load, resume=True)
+
+
 def artifact_dir(cfg: DictConfig, stage: str, key: str) -> Path:
     return Artifact(cfg.paths.artifacts, stage, key).final
 
 
-STAGES: dict[str, Callable[[Context], dict[str, float]]] = {"sft": run_sft, "rm": run_rm}
+STAGES: dict[str, Callable[[Context], dict[str, float]]] = {"sft": run_sft, "rm": run_rm, "ppo": run_ppo}
 
 
 def validate_stages(stages: list[str]) -> None:

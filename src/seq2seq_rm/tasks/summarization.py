@@ -34,6 +34,10 @@ PROMPT_KINDS = ("document",)
 SUMMARY_KINDS = ("gold", "partial", "padded", "repetitive", "invented")
 RESPONSE_KINDS = (*SUMMARY_KINDS, "empty")
 DEFAULT_SFT_MIX = {"gold": 0.5, "partial": 0.15, "padded": 0.15, "repetitive": 0.15, "invented": 0.05}
+# "lead": key facts open the document (a lead paragraph), filler follows; "anywhere": interleaved.
+# A 2-layer model does not learn to pick interleaved key facts in minutes of CPU (token accuracy on
+# the copied words stayed near 0.3 after 8,000 SFT steps), so "lead" is the default for model=tiny.
+KEY_POSITIONS = ("lead", "anywhere")
 # gold utility: coverage in [-1, 1] minus these penalties per offending fact
 REPEAT_PENALTY, INVENT_PENALTY, PAD_PENALTY = 0.5, 0.5, 0.25
 
@@ -79,6 +83,7 @@ class SummarizationTask:
         max_key: int = 3,
         p_long: float = 0.8,
         noise: float = 0.0,
+        key_position: str = "lead",
         sft_mix: Mapping[str, float] | None = None,
     ) -> None:
         for key, value in dict(n_sft=n_sft, n_pairs=n_pairs, n_rl_prompts=n_rl_prompts,
@@ -90,6 +95,9 @@ class SummarizationTask:
         if not (min_key <= max_key < min_facts <= max_facts):
             raise ValueError("task needs min_key <= max_key < min_facts <= max_facts, got "
                              f"min_key={min_key}, max_key={max_key}, min_facts={min_facts}, max_facts={max_facts}")
+        if key_position not in KEY_POSITIONS:
+            raise ValueError(f"task.key_position must be one of {list(KEY_POSITIONS)}, got {key_position!r}")
+        self.key_position = key_position
         self.sft_mix = dict(sft_mix or DEFAULT_SFT_MIX)
         check_distribution("sft_mix", self.sft_mix, SUMMARY_KINDS)
         self.seed, self.n_sft, self.n_pairs = seed, n_sft, n_pairs
@@ -119,7 +127,8 @@ class SummarizationTask:
         n_key = rng.randint(self.min_key, self.max_key)
         others = [e for e in ENTITIES if e != topic]
         subjects = [topic] * n_key + [rng.choice(others) for _ in range(n_facts - n_key)]
-        rng.shuffle(subjects)
+        if self.key_position == "anywhere":
+            rng.shuffle(subjects)
         facts, seen = [], set()
         for subject in subjects:
             fact = (subject, rng.choice(VERBS), rng.choice(OBJECTS))

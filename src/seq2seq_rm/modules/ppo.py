@@ -1,0 +1,243 @@
+"""PPO on the token-level MDP, driven by any reward function (scalar, seq2seq token-level, gold).
+
+One training step = one PPO iteration: sample ``prompts_per_iteration x samples_per_prompt``
+responses with the KV cache, score them (policy, frozen reference, value head, reward function),
+build ``r_t = rm_t - beta * KL_t``, GAE, then ``epochs x minibatches`` clipped updates. Both arms
+of the comparison run exactly this code with the same hyper-parameters; only the reward differs.
+Randomness is drawn from generators seeded by (seed, step), so a resumed run repeats an
+uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+
+import lightning as L
+import torch
+from torch import nn
+from transformers import PreTrainedModel
+
+from seq2seq_rm.data.layout import policy_prompt
+from seq2seq_rm.data.tokenizer import SpecialIds
+from seq2seq_rm.rewards.interface import RewardFunction
+from seq2seq_rm.rl.ppo_math import (
+    AdaptiveKLController,
+    FixedKLController,
+    compute_gae,
+    explained_variance,
+    kl_k1,
+    kl_k3,
+    masked_mean,
+    masked_whiten,
+    policy_loss,
+    value_loss,
+)
+
+
+def action_mask_of(responses: torch.Tensor, eos_id: int) -> torch.Tensor:
+    """1 on generated tokens up to and including the first ``<eos>``, 0 after it."""
+    is_eos = (responses == eos_id).long()
+    after_first_eos = (is_eos.cumsum(1) - is_eos) > 0
+    return (~after_first_eos).long()
+
+
+class PPOModule(L.LightningModule):
+    def __init__(
+        self,
+        policy: PreTrainedModel,
+        reward: RewardFunction,
+        ids: SpecialIds,
+        prompts: list[list[int]],
+        judge: Callable[[list[list[int]], list[list[int]]], list[float]] | None = None,
+        seed: int = 0,
+        prompts_per_iteration: int = 32,
+        samples_per_prompt: int = 4,
+        max_new_tokens: int = 32,
+        temperature: float = 1.0,
+        top_k: int = 0,
+        epochs: int = 2,
+        minibatches: int = 2,
+        lr: float = 2e-4,
+        weight_decay: float = 0.0,
+        clip_ratio: float = 0.2,
+        value_clip: float = 0.2,
+        vf_coef: float = 0.1,
+        max_grad_norm: float = 1.0,
+        gamma: float = 1.0,
+        lam: float = 0.95,
+        beta: float = 0.1,
+        kl_estimator: str = "k1",
+        adaptive_kl: bool = False,
+        kl_target: float = 6.0,
+        kl_horizon: int = 10000,
+        reward_norm: bool = True,
+    ) -> None:
+        super().__init__()
+        if kl_estimator not in ("k1", "k3"):
+            raise ValueError(f"ppo.kl_estimator must be 'k1' or 'k3', got {kl_estimator!r}")
+        self.save_hyperparameters(ignore=["policy", "reward", "ids", "prompts", "judge"])
+        self.automatic_optimization = False
+        self.policy = policy
+        self.reference = copy.deepcopy(policy).eval().requires_grad_(False)
+        self.value_head = nn.Linear(policy.config.hidden_size, 1)
+        nn.init.zeros_(self.value_head.weight)
+        nn.init.zeros_(self.value_head.bias)
+        self.reward, self.ids, self.prompts, self.judge = reward, ids, prompts, judge
+        self.kl_controller = (AdaptiveKLController(beta, kl_target, kl_horizon) if adaptive_kl
+                              else FixedKLController(beta))
+        # running second moment of sequence rewards (scale-only normalisation, identical for both arms)
+        self.register_buffer("reward_count", torch.zeros(()))
+        self.register_buffer("reward_sq_mean", torch.zeros(()))
+
+    # ------------------------------------------------------------------ pieces
+    def _rollout(self, prompt_ids: list[list[int]], generator_seed: int) -> dict[str, torch.Tensor]:
+        h = self.hparams
+        contexts = [policy_prompt(p, self.ids) for p in prompt_ids for _ in range(h.samples_per_prompt)]
+        width = max(len(c) for c in contexts)
+        input_ids = torch.full((len(contexts), width), self.ids.pad, dtype=torch.long, device=self.device)
+        attention = torch.zeros_like(input_ids)
+        for i, c in enumerate(contexts):
+            input_ids[i, width - len(c):] = torch.tensor(c, device=self.device)
+            attention[i, width - len(c):] = 1
+        torch.manual_seed(generator_seed)
+        self.policy.eval()
+        with torch.no_grad():
+            out = self.policy.generate(input_ids=input_ids, attention_mask=attention, do_sample=True,
+                                       temperature=h.temperature, top_k=h.top_k, max_new_tokens=h.max_new_tokens,
+                                       pad_token_id=self.ids.pad, eos_token_id=self.ids.eos)
+        self.policy.train()
+        responses = out[:, width:]
+        mask = action_mask_of(responses, self.ids.eos)
+        full_attention = torch.cat([attention, mask], dim=1)
+        return {"sequences": out, "attention": full_attention, "responses": responses, "mask": mask,
+                "prompt_width": torch.tensor(width), "prompts": [p for p in prompt_ids for _ in
+                                                                 range(h.samples_per_prompt)]}
+
+    def _forward(self, model: PreTrainedModel, rollout: dict, rows: torch.Tensor | slice = slice(None),
+                 with_values: bool = False) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        """Log-probs (at the sampling temperature), values and entropies of the response tokens."""
+        sequences, attention = rollout["sequences"][rows], rollout["attention"][rows]
+        position_ids = (attention.cumsum(1) - 1).clamp(min=0)
+        out = model(input_ids=sequences, attention_mask=attention, position_ids=position_ids,
+                    output_hidden_states=with_values)
+        start = int(rollout["prompt_width"])
+        logits = out.logits[:, start - 1:-1].float() / self.hparams.temperature
+        logprobs_all = logits.log_softmax(-1)
+        logprobs = logprobs_all.gather(-1, rollout["responses"][rows].unsqueeze(-1)).squeeze(-1)
+        entropy = -(logprobs_all.exp() * logprobs_all).sum(-1)
+        values = None
+        if with_values:
+            values = self.value_head(out.hidden_states[-1][:, start - 1:-1]).squeeze(-1)
+        return logprobs, values, entropy
+
+    def _token_rewards(self, rollout: dict) -> tuple[torch.Tensor, list[list[int]]]:
+        """The reward function's per-token rewards mapped onto the actions (an empty response's
+        reward sits on its ``<eos>`` action)."""
+        mask = rollout["mask"]
+        contents = []
+        for row, n in zip(rollout["responses"].tolist(), mask.sum(1).tolist(), strict=True):
+            row = row[:n]
+            contents.append(row[:-1] if row and row[-1] == self.ids.eos else row)
+        rm = self.reward.token_rewards(rollout["prompts"], contents).to(self.device)
+        rewards = torch.zeros(mask.shape, device=self.device)
+        width = min(rm.shape[1], mask.shape[1])
+        rewards[:, :width] = rm[:, :width]
+        return rewards * mask, contents
+
+    def _reduce_sum(self, x: torch.Tensor) -> torch.Tensor:
+        return self.trainer.strategy.reduce(x, reduce_op="sum") if self.trainer.world_size > 1 else x
+
+    def _global_stats(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Masked mean and variance over every process's batch (whitening must not differ by rank)."""
+        n = self._reduce_sum(mask.sum().float())
+        mean = self._reduce_sum((x * mask).sum()) / n
+        var = self._reduce_sum((((x - mean) * mask) ** 2).sum()) / (n - 1).clamp(min=1)
+        return mean, var
+
+    def _normalise_rewards(self, rewards: torch.Tensor) -> torch.Tensor:
+        totals = self._reduce_sum(rewards.sum(1).pow(2).sum())
+        count = self._reduce_sum(torch.tensor(float(rewards.shape[0]), device=self.device))
+        self.reward_sq_mean += (totals / count - self.reward_sq_mean) * count / (self.reward_count + count)
+        self.reward_count += count
+        return rewards / self.reward_sq_mean.sqrt().clamp(min=1e-3)
+
+    # ------------------------------------------------------------------ training
+    def train_dataloader(self):
+        return range(10**9)  # steps are indices; prompts are drawn per step from a seeded generator
+
+    def training_step(self, batch, batch_idx: int) -> None:
+        h = self.hparams
+        step_seed = h.seed * 1_000_003 + self.global_step
+        generator = torch.Generator().manual_seed(step_seed)
+        chosen = torch.randperm(len(self.prompts), generator=generator)[: h.prompts_per_iteration].tolist()
+        rollout = self._rollout([self.prompts[i] for i in chosen], step_seed)
+        mask = rollout["mask"].float()
+
+        with torch.no_grad():
+            old_logprobs, old_values, _ = self._forward(self.policy, rollout, with_values=True)
+            ref_logprobs, _, _ = self._forward(self.reference, rollout)
+            rm_rewards, contents = self._token_rewards(rollout)
+            raw_rm_total = rm_rewards.sum(1)
+            if h.reward_norm:
+                rm_rewards = self._normalise_rewards(rm_rewards)
+            kl_fn = kl_k1 if h.kl_estimator == "k1" else kl_k3
+            kl = kl_fn(old_logprobs, ref_logprobs) * mask
+            beta = self.kl_controller.beta
+            rewards = rm_rewards - beta * kl
+            advantages, returns = compute_gae(rewards, old_values, mask, h.gamma, h.lam)
+            advantages = masked_whiten(advantages, mask, stats=self._global_stats(advantages, mask))
+
+        optimizer = self.optimizers()
+        n = mask.shape[0]
+        minibatch = -(-n // h.minibatches)
+        logs = {"pg_loss": [], "vf_loss": [], "clip_frac": [], "approx_kl": [], "entropy": []}
+        generator_mb = torch.Generator().manual_seed(step_seed + 1)
+        for _ in range(h.epochs):
+            order = torch.randperm(n, generator=generator_mb)
+            for start in range(0, n, minibatch):
+                rows = order[start:start + minibatch].to(self.device)
+                logprobs, values, entropy = self._forward(self.policy, rollout, rows, with_values=True)
+                pg, clip_frac, approx_kl = policy_loss(logprobs, old_logprobs[rows], advantages[rows], mask[rows],
+                                                       h.clip_ratio)
+                vf, _ = value_loss(values, old_values[rows], returns[rows], mask[rows], h.value_clip)
+                loss = pg + h.vf_coef * vf
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(f"PPO loss is {loss.item()} at step {self.global_step}: stopping "
+                                             "before any checkpoint of this step is written")
+                optimizer.zero_grad()
+                self.manual_backward(loss)
+                self.clip_gradients(optimizer, gradient_clip_val=h.max_grad_norm, gradient_clip_algorithm="norm")
+                optimizer.step()
+                for key, value in zip(logs, (pg, vf, clip_frac, approx_kl, masked_mean(entropy.detach(), mask[rows])),
+                                      strict=True):
+                    logs[key].append(float(value))
+
+        mean_kl = self._reduce_sum(kl.sum()) / self._reduce_sum(torch.tensor(float(n), device=self.device))
+        self.kl_controller.update(float(mean_kl), n * self.trainer.world_size)
+        metrics = {
+            "ppo/train/reward": raw_rm_total.mean(),
+            "ppo/train/kl": kl.sum(1).mean(),
+            "ppo/train/beta": beta,
+            "ppo/train/length": mask.sum(1).mean(),
+            "ppo/train/value_mean": masked_mean(old_values, mask),
+            "ppo/train/explained_variance": explained_variance(old_values, returns, mask),
+            **{f"ppo/train/{k}": sum(v) / len(v) for k, v in logs.items()},
+        }
+        if self.judge is not None:
+            metrics["ppo/train/gold_utility"] = sum(self.judge(rollout["prompts"], contents)) / n
+        self.log_dict({k: float(v) for k, v in metrics.items()}, prog_bar=False, sync_dist=True)
+        self.log("reward", float(metrics["ppo/train/reward"]), prog_bar=True, logger=False)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["kl_beta"] = float(self.kl_controller.beta)
+        # the frozen reference is the SFT policy: it is rebuilt from the SFT artifact, not saved
+        checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if not k.startswith("reference.")}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.kl_controller.beta = checkpoint["kl_beta"]
+        checkpoint["state_dict"].update({f"reference.{k}": v for k, v in self.reference.state_dict().items()})
+
+    def configure_optimizers(self):
+        params = [p for n, p in self.named_parameters() if not n.startswith("reference.")]
+        return torch.optim.AdamW(params, lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
