@@ -141,3 +141,20 @@ def test_sft_demonstrations_are_mixed():
     summ = SummarizationTask(**SMALL)
     kinds = {summ.judge(d.prompt.text, d.response).kind for d in summ.generate().sft_train}
     assert {"gold", "padded", "repetitive", "partial"} <= kinds
+
+
+def test_key_position_lead_opens_the_document_and_anywhere_interleaves():
+    lead = SummarizationTask(**SMALL).generate().test_prompts
+    for prompt in lead:
+        topic, facts = SummarizationTask.parse_document(prompt.text)
+        subjects = [f[0] == topic for f in facts]
+        assert subjects == sorted(subjects, reverse=True)  # all key facts first
+    anywhere = SummarizationTask(key_position="anywhere", **SMALL).generate().test_prompts
+    interleaved = 0
+    for prompt in anywhere:
+        topic, facts = SummarizationTask.parse_document(prompt.text)
+        subjects = [f[0] == topic for f in facts]
+        interleaved += subjects != sorted(subjects, reverse=True)
+    assert interleaved > len(anywhere) / 2
+    with pytest.raises(ValueError, match="task.key_position"):
+        SummarizationTask(key_position="middle")

@@ -211,7 +211,7 @@ class PPOModule(L.LightningModule):
                 optimizer.step()
                 for key, value in zip(logs, (pg, vf, clip_frac, approx_kl, masked_mean(entropy.detach(), mask[rows])),
                                       strict=True):
-                    logs[key].append(float(value))
+                    logs[key].append(float(value.detach()))
 
         mean_kl = self._reduce_sum(kl.sum()) / self._reduce_sum(torch.tensor(float(n), device=self.device))
         self.kl_controller.update(float(mean_kl), n * self.trainer.world_size)
