@@ -25,8 +25,9 @@ setup: $(STAMP)
 # The sweep folder is named here so that the report reads exactly this run.
 run: $(STAMP)
 	@dir=outputs/main/$$(date +%Y-%m-%d_%H-%M-%S); \
-	$(PY) -m seq2seq_rm.run -m experiment=main hydra.sweep.dir=$$dir && \
-	$(PY) -m seq2seq_rm.report $$dir
+	$(PY) -m seq2seq_rm.run -m experiment=main hydra.sweep.dir=$$dir $(ARGS) && \
+	$(PY) -m seq2seq_rm.report $$dir && \
+	$(PY) -m seq2seq_rm.compare $$dir
 
 test: $(STAMP)
 	$(PY) -m pytest -q

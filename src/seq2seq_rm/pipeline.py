@@ -23,6 +23,8 @@ from seq2seq_rm.artifacts import Artifact, config_key
 from seq2seq_rm.data.pairs import PairDataModule, encode_pairs
 from seq2seq_rm.data.sft import SFTDataModule
 from seq2seq_rm.data.tokenizer import encode, special_ids
+from seq2seq_rm.eval.bias import bias_metrics, win_rate
+from seq2seq_rm.eval.generate import generate_responses
 from seq2seq_rm.eval.policy import evaluate_policy
 from seq2seq_rm.eval.rm_probes import rm_diagnostics
 from seq2seq_rm.models.backbone import context_length, load_backbone, save_backbone
@@ -234,11 +236,55 @@ def run_ppo(ctx: Context) -> dict[str, float]:
     return _cached(ctx, "ppo", Artifact(cfg.paths.artifacts, "ppo", key), build, load, resume=True)
 
 
+def run_eval(ctx: Context) -> dict[str, float]:
+    """Judge the run's last policy (PPO's if it ran, else SFT's) on held-out prompts against the SFT
+    policy; write every generation, with the run's per-token rewards, to generations.jsonl."""
+    cfg, ev = ctx.cfg, ctx.cfg.eval
+    if ctx.policy is None:
+        ctx.results.update(run_ppo(ctx))
+    prompts = ctx.data.test_prompts[: ev.n_prompts]
+    texts = [p.text for p in prompts]
+    policy = ctx.policy.eval()
+    sft_policy = load_backbone(artifact_dir(cfg, "sft", ctx.keys["sft"])).eval()
+    greedy = generate_responses(policy, ctx.tokenizer, texts, ev.max_new_tokens)
+    sft_greedy = generate_responses(sft_policy, ctx.tokenizer, texts, ev.max_new_tokens)
+    torch.manual_seed(cfg.seed)
+    sampled_prompts = [p for p in prompts for _ in range(ev.n_samples)]
+    sampled = generate_responses(policy, ctx.tokenizer, [p.text for p in sampled_prompts], ev.max_new_tokens,
+                                 do_sample=True, temperature=ev.temperature)
+    judged = [ctx.task.judge(t, r) for t, r in zip(texts, greedy, strict=True)]
+    sft_judged = [ctx.task.judge(t, r) for t, r in zip(texts, sft_greedy, strict=True)]
+    sampled_judged = [ctx.task.judge(p.text, r) for p, r in zip(sampled_prompts, sampled, strict=True)]
+    metrics = {f"eval/{k}": v for k, v in bias_metrics(ctx.task.name, prompts, judged, greedy).items()}
+    metrics.update({f"eval/sampled/{k}": v for k, v in
+                    bias_metrics(ctx.task.name, sampled_prompts, sampled_judged, sampled).items()})
+    metrics["eval/win_rate_vs_sft"] = win_rate([j.utility for j in judged], [j.utility for j in sft_judged])
+
+    token_rewards = None
+    if ctx.reward is not None:
+        prompt_ids = [encode(ctx.tokenizer, t) for t in texts]
+        response_ids = [encode(ctx.tokenizer, r) for r in greedy]
+        token_rewards = ctx.reward.token_rewards(prompt_ids, response_ids)
+    with (ctx.output_dir / "generations.jsonl").open("w") as f:
+        for i, (prompt, response, j, sft_response, sj) in enumerate(
+                zip(prompts, greedy, judged, sft_greedy, sft_judged, strict=True)):
+            n_tokens = len(encode(ctx.tokenizer, response))
+            row = {"prompt": prompt.text, "prompt_kind": prompt.kind, "response": response,
+                   "tokens": ctx.tokenizer.convert_ids_to_tokens(encode(ctx.tokenizer, response)),
+                   "gold_utility": j.utility, "response_kind": j.kind, "labels": j.labels,
+                   "gold_token_labels": j.token_labels,
+                   "token_rewards": token_rewards[i, :n_tokens].tolist() if token_rewards is not None else None,
+                   "sft_response": sft_response, "sft_gold_utility": sj.utility}
+            f.write(json.dumps(row) + "\n")
+    return metrics
+
+
 def artifact_dir(cfg: DictConfig, stage: str, key: str) -> Path:
     return Artifact(cfg.paths.artifacts, stage, key).final
 
 
-STAGES: dict[str, Callable[[Context], dict[str, float]]] = {"sft": run_sft, "rm": run_rm, "ppo": run_ppo}
+STAGES: dict[str, Callable[[Context], dict[str, float]]] = {
+    "sft": run_sft, "rm": run_rm, "ppo": run_ppo, "eval": run_eval}
 
 
 def validate_stages(stages: list[str]) -> None:
@@ -264,6 +310,7 @@ def run(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
     validate_stages(stages)
     torch.set_num_threads(int(cfg.threads))
     task: Task = instantiate(cfg.task)
+    output_dir.mkdir(parents=True, exist_ok=True)
     ctx = Context(cfg=cfg, task=task, data=task.generate(), output_dir=output_dir)
     for stage in stages:
         start = time.perf_counter()
@@ -275,6 +322,5 @@ def run(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
     arm = {"rm": cfg.rm.type, "rm_scorer": scorer} if "rm" in stages else {}
     results = {"task": task.name, "seed": int(cfg.seed), **arm, **{f"key/{k}": v for k, v in ctx.keys.items()},
                **dict(sorted(ctx.results.items()))}
-    output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / "results.json").write_text(json.dumps(results, indent=2))
     return ctx.results

@@ -1,0 +1,214 @@
+"""Compare the arms of a multirun folder: ``python -m seq2seq_rm.compare <folder> [--out DIR]``.
+
+Head-to-head win rates under the gold judge (seq2seq-RM policy against scalar-RM policy, each arm
+against the gold-reward arm and against SFT), per task, overall and per prompt kind, with
+bootstrap 95% intervals over prompts and seeds; a summary table of every metric per task and arm
+(mean and spread over seeds) as CSV and Markdown; PNG plots.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ARMS = ("seq2seq", "scalar", "gold")
+MATCHUPS = (("seq2seq", "scalar"), ("seq2seq", "gold"), ("scalar", "gold"),
+            ("seq2seq", "sft"), ("scalar", "sft"), ("gold", "sft"))
+
+
+@dataclass
+class Run:
+    folder: Path
+    results: dict
+    generations: pd.DataFrame
+
+    @property
+    def arm(self) -> str:
+        return self.results.get("rm", "sft")
+
+
+def load_runs(folder: Path) -> list[Run]:
+    runs = []
+    for path in sorted(folder.rglob("results.json")):
+        generations = path.parent / "generations.jsonl"
+        if not generations.is_file():
+            continue
+        frame = pd.read_json(generations, lines=True)
+        frame["prompt_index"] = range(len(frame))
+        runs.append(Run(path.parent, json.loads(path.read_text()), frame))
+    if not runs:
+        raise FileNotFoundError(f"no run with results.json and generations.jsonl under {folder} "
+                                "(run the sweep with the eval stage)")
+    return runs
+
+
+def outcomes(runs: list[Run], task: str, arm_a: str, arm_b: str) -> pd.DataFrame:
+    """Per (seed, prompt): 1 if arm_a's response has the higher gold utility, 0.5 on a tie, else 0.
+    ``arm_b == 'sft'`` compares with the SFT policy's response stored in arm_a's generations."""
+    rows = []
+    for run_a in (r for r in runs if r.results["task"] == task and r.arm == arm_a):
+        a = run_a.generations
+        if arm_b == "sft":
+            b_utility = a["sft_gold_utility"]
+        else:
+            matches = [r for r in runs if r.results["task"] == task and r.arm == arm_b
+                       and r.results["seed"] == run_a.results["seed"]]
+            if not matches:
+                continue
+            b = matches[0].generations
+            if list(b["prompt"]) != list(a["prompt"]):
+                raise ValueError(f"{run_a.folder} and {matches[0].folder} were evaluated on different prompts")
+            b_utility = b["gold_utility"]
+        score = np.where(a["gold_utility"] > b_utility, 1.0, np.where(a["gold_utility"] == b_utility, 0.5, 0.0))
+        rows.append(pd.DataFrame({"seed": run_a.results["seed"], "prompt_kind": a["prompt_kind"], "score": score}))
+    return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=["seed", "prompt_kind", "score"])
+
+
+def bootstrap_interval(scores: np.ndarray, n_boot: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """Percentile 95% interval of the mean, resampling (seed, prompt) outcomes with replacement."""
+    rng = np.random.default_rng(seed)
+    means = rng.choice(scores, size=(n_boot, len(scores)), replace=True).mean(1)
+    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+
+
+def win_rates(runs: list[Run]) -> pd.DataFrame:
+    records = []
+    for task in sorted({r.results["task"] for r in runs}):
+        for arm_a, arm_b in MATCHUPS:
+            frame = outcomes(runs, task, arm_a, arm_b)
+            if frame.empty:
+                continue
+            groups = [("all", frame)]
+            if frame["prompt_kind"].nunique() > 1:  # one overall number can hide e.g. harmful compliance
+                groups += list(frame.groupby("prompt_kind"))
+            for kind, group in groups:
+                scores = group["score"].to_numpy(dtype=float)
+                low, high = bootstrap_interval(scores)
+                records.append({"task": task, "matchup": f"{arm_a} vs {arm_b}", "prompt_kind": kind,
+                                "win_rate": scores.mean(), "ci_low": low, "ci_high": high,
+                                "n": len(scores), "seeds": group["seed"].nunique()})
+    return pd.DataFrame.from_records(records)
+
+
+def summary_table(runs: list[Run]) -> pd.DataFrame:
+    """Every numeric metric per task and arm: mean and standard deviation over seeds."""
+    frame = pd.DataFrame([{"task": r.results["task"], "arm": r.arm, "seed": r.results["seed"],
+                           **{k: v for k, v in r.results.items() if isinstance(v, int | float) and "/" in k}}
+                          for r in runs])
+    metrics = [c for c in frame.columns if "/" in c and (c.startswith("eval/") or c.startswith("rm/val")
+                                                         or c.startswith("ppo/train/"))]
+    grouped = frame.groupby(["task", "arm"])[metrics]
+    table = grouped.mean().round(3).astype(str) + " ± " + grouped.std(ddof=0).fillna(0).round(3).astype(str)
+    table.insert(0, "seeds", frame.groupby(["task", "arm"])["seed"].nunique())
+    return table.reset_index()
+
+
+def plot_all(runs: list[Run], rates: pd.DataFrame, out: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paths = []
+    overall = rates[rates["prompt_kind"] == "all"]
+    if not overall.empty:
+        fig, axes = plt.subplots(1, overall["task"].nunique(), figsize=(6 * overall["task"].nunique(), 4),
+                                 squeeze=False)
+        for ax, (task, group) in zip(axes[0], overall.groupby("task"), strict=True):
+            y = np.arange(len(group))
+            err = np.stack([group["win_rate"] - group["ci_low"], group["ci_high"] - group["win_rate"]])
+            ax.barh(y, group["win_rate"], xerr=err, color="tab:blue", alpha=0.7)
+            ax.axvline(0.5, color="black", lw=0.8, ls="--")
+            ax.set_yticks(y, group["matchup"])
+            ax.set_xlim(0, 1)
+            ax.set_title(f"{task}: gold-judge win rate (95% CI)")
+        fig.tight_layout()
+        paths.append(out / "win_rates.png")
+        fig.savefig(paths[-1], dpi=120)
+        plt.close(fig)
+
+    summary = pd.DataFrame([{"task": r.results["task"], "arm": r.arm, **r.results} for r in runs])
+    safety = summary[summary["task"] == "safety"]
+    if not safety.empty and "eval/refusal_rate_benign" in safety:
+        columns = ["eval/refusal_rate_benign", "eval/refusal_rate_alarming", "eval/harmful_compliance"]
+        means = safety.groupby("arm")[columns].mean()
+        ax = means.plot.bar(figsize=(7, 4), rot=0)
+        ax.set_title("safety: refusal and harmful-compliance rates (greedy, mean over seeds)")
+        ax.set_ylim(0, 1)
+        paths.append(out / "refusal_rates.png")
+        ax.figure.tight_layout()
+        ax.figure.savefig(paths[-1], dpi=120)
+        plt.close(ax.figure)
+
+    for task in sorted({r.results["task"] for r in runs}):
+        fig, ax = plt.subplots(figsize=(7, 4))
+        for arm in ARMS:
+            lengths = [len(str(x).split()) for r in runs if r.results["task"] == task and r.arm == arm
+                       for x in r.generations["response"]]
+            if lengths:
+                ax.hist(lengths, bins=range(0, 34), alpha=0.5, label=arm)
+        sft = [len(str(x).split()) for r in runs if r.results["task"] == task for x in r.generations["sft_response"]]
+        if sft:
+            ax.hist(sft, bins=range(0, 34), histtype="step", color="black", label="sft")
+        ax.set_title(f"{task}: response length (tokens)")
+        ax.legend()
+        paths.append(out / f"lengths_{task}.png")
+        fig.tight_layout()
+        fig.savefig(paths[-1], dpi=120)
+        plt.close(fig)
+
+        fig, ax = plt.subplots(figsize=(7, 4))
+        for r in (r for r in runs if r.results["task"] == task):
+            log = r.folder / "logs" / "ppo" / "metrics.csv"
+            if log.is_file():
+                curve = pd.read_csv(log).dropna(subset=["ppo/train/gold_utility"])
+                ax.plot(curve["ppo/train/kl"], curve["ppo/train/gold_utility"], alpha=0.7,
+                        label=f"{r.arm} seed {r.results['seed']}")
+        ax.set_xlabel("KL(policy || SFT) per response")
+        ax.set_ylabel("gold utility of rollouts")
+        ax.set_title(f"{task}: gold utility against KL during PPO")
+        ax.legend(fontsize=7)
+        paths.append(out / f"utility_vs_kl_{task}.png")
+        fig.tight_layout()
+        fig.savefig(paths[-1], dpi=120)
+        plt.close(fig)
+    return paths
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("folder", type=Path, help="a Hydra multirun folder (runs with the eval stage)")
+    parser.add_argument("--out", type=Path, default=None, help="where to write (default: the folder itself)")
+    args = parser.parse_args(argv)
+    out = args.out or args.folder
+    out.mkdir(parents=True, exist_ok=True)
+    runs = load_runs(args.folder)
+    rates = win_rates(runs)
+    rates.to_csv(out / "win_rates.csv", index=False)
+    summary = summary_table(runs)
+    summary.to_csv(out / "summary.csv", index=False)
+    (out / "summary.md").write_text(summary.to_markdown(index=False) + "\n\n" + rates.round(3).to_markdown(index=False))
+    plots = plot_all(runs, rates, out)
+
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="Head-to-head win rates under the gold judge (ties count 1/2; 95% bootstrap CI)")
+    for column in ("task", "matchup", "prompt kind", "win rate", "95% CI", "n", "seeds"):
+        table.add_column(column)
+    for row in rates.itertuples():
+        table.add_row(row.task, row.matchup, row.prompt_kind, f"{row.win_rate:.3f}",
+                      f"[{row.ci_low:.3f}, {row.ci_high:.3f}]", str(row.n), str(row.seeds))
+    console = Console(width=max(Console().width, 110))
+    console.print(table)
+    console.print(f"summary: {out / 'summary.md'} (and summary.csv, win_rates.csv)")
+    console.print("plots: " + ", ".join(str(p) for p in plots))
+
+
+if __name__ == "__main__":
+    main()
