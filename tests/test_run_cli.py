@@ -145,3 +145,19 @@ def test_killed_ppo_run_resumes_to_the_same_metrics(tmp_path):
     got = json.loads((killed / "outputs/resumed/results.json").read_text())
     ppo_keys = [k for k in expected if k.startswith("ppo/")]
     assert ppo_keys and {k: got[k] for k in ppo_keys} == {k: expected[k] for k in ppo_keys}
+
+
+def test_smoke_sweep_of_all_arms_then_compare(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "seq2seq_rm.run", "-m", "experiment=smoke", "task=safety",
+                           "stages=[sft,rm,ppo,eval]", "rm=scalar,seq2seq,gold", "hydra.sweep.dir=sweep"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("[sft] done (cached)") == 2  # SFT trained once for three arms
+    generations = [json.loads(line) for line in (tmp_path / "sweep/1/generations.jsonl").read_text().splitlines()]
+    assert {"prompt", "response", "gold_utility", "labels", "token_rewards", "sft_response"} <= set(generations[0])
+    assert all(len(g["token_rewards"]) == len(g["tokens"]) for g in generations)
+    report = subprocess.run([sys.executable, "-m", "seq2seq_rm.compare", "sweep"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=300)
+    assert report.returncode == 0, report.stderr[-3000:]
+    assert "seq2seq vs scalar" in report.stdout
+    assert (tmp_path / "sweep/summary.md").is_file() and (tmp_path / "sweep/win_rates.png").is_file()

@@ -1,0 +1,58 @@
+import json
+
+import pandas as pd
+import pytest
+
+from seq2seq_rm.compare import bootstrap_interval, load_runs, main, summary_table, win_rates
+
+
+def fake_run(folder, task, arm, seed, utilities, kinds, sft_utilities):
+    folder.mkdir(parents=True)
+    results = {"task": task, "seed": seed, "rm": arm, "eval/gold_utility": sum(utilities) / len(utilities),
+               "eval/length_mean": 3.0 + seed, "rm/val/accuracy": 0.9}
+    (folder / "results.json").write_text(json.dumps(results))
+    rows = [{"prompt": f"p{i}", "prompt_kind": k, "response": "a b c", "gold_utility": u, "sft_response": "a",
+             "sft_gold_utility": s} for i, (u, k, s) in enumerate(zip(utilities, kinds, sft_utilities, strict=True))]
+    (folder / "generations.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+@pytest.fixture
+def multirun(tmp_path):
+    kinds = ["benign", "benign", "harmful", "harmful"]
+    for seed in (0, 1):
+        fake_run(tmp_path / f"s2s{seed}", "safety", "seq2seq", seed, [1.0, 1.0, 1.0, 0.0], kinds, [0.0] * 4)
+        fake_run(tmp_path / f"sc{seed}", "safety", "scalar", seed, [0.0, 1.0, 0.0, 0.0], kinds, [0.0] * 4)
+    return tmp_path
+
+
+def test_head_to_head_counts_wins_ties_and_losses(multirun):
+    rates = win_rates(load_runs(multirun)).set_index(["matchup", "prompt_kind"])
+    # per seed: win, tie, win, tie -> 0.75 overall; benign: win + tie; harmful: win + tie
+    assert rates.loc[("seq2seq vs scalar", "all"), "win_rate"] == pytest.approx(0.75)
+    assert rates.loc[("seq2seq vs scalar", "all"), "n"] == 8 and rates.loc[("seq2seq vs scalar", "all"), "seeds"] == 2
+    assert rates.loc[("seq2seq vs scalar", "benign"), "win_rate"] == pytest.approx(0.75)
+    assert rates.loc[("scalar vs sft", "all"), "win_rate"] == pytest.approx(0.625)
+    low, high = rates.loc[("seq2seq vs scalar", "all"), ["ci_low", "ci_high"]]
+    assert 0.5 <= low <= 0.75 <= high <= 1.0
+
+
+def test_bootstrap_interval_is_degenerate_for_constant_scores():
+    assert bootstrap_interval(pd.Series([1.0] * 20).to_numpy()) == (1.0, 1.0)
+
+
+def test_summary_has_mean_and_spread_over_seeds(multirun):
+    table = summary_table(load_runs(multirun)).set_index(["task", "arm"])
+    assert table.loc[("safety", "seq2seq"), "eval/length_mean"] == "3.5 ± 0.5"
+    assert table.loc[("safety", "scalar"), "seeds"] == 2
+
+
+def test_compare_cli_writes_tables_and_plots(multirun, tmp_path):
+    out = tmp_path / "report"
+    main([str(multirun), "--out", str(out)])
+    for name in ("summary.csv", "summary.md", "win_rates.csv", "win_rates.png", "lengths_safety.png"):
+        assert (out / name).is_file(), name
+
+
+def test_compare_refuses_a_folder_without_generations(tmp_path):
+    with pytest.raises(FileNotFoundError, match="eval stage"):
+        load_runs(tmp_path)
