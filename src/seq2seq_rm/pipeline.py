@@ -26,7 +26,7 @@ from seq2seq_rm.data.tokenizer import encode, special_ids
 from seq2seq_rm.eval.bias import bias_metrics, win_rate
 from seq2seq_rm.eval.generate import generate_responses
 from seq2seq_rm.eval.policy import evaluate_policy
-from seq2seq_rm.eval.rm_probes import rm_diagnostics
+from seq2seq_rm.eval.rm_probes import probe_warnings, rm_diagnostics
 from seq2seq_rm.models.backbone import context_length, load_backbone, save_backbone
 from seq2seq_rm.models.heads import ScalarHeadModel, load_scalar_head, save_scalar_head, write_rm_type
 from seq2seq_rm.rewards.interface import GoldReward, RewardFunction, ScalarReward, Seq2seqReward
@@ -44,6 +44,7 @@ class Context:
     data: TaskData
     output_dir: Path
     results: dict[str, float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
     keys: dict[str, str] = field(default_factory=dict)
     reused: set[str] = field(default_factory=set)
     policy: PreTrainedModel | None = None
@@ -135,6 +136,7 @@ def run_rm(ctx: Context) -> dict[str, float]:
         return {}
     key = config_key({"sft": ctx.keys["sft"], "rm": _container(cfg, "rm")["rm"]})
     ctx.keys["rm"] = key
+    scorer = "scalar" if rm_type == "scalar" else cfg.rm.reward.extraction
     ids = special_ids(ctx.tokenizer)
 
     def load(directory: Path) -> None:
@@ -178,7 +180,14 @@ def run_rm(ctx: Context) -> dict[str, float]:
         ctx.reward = reward
         return metrics
 
-    return _cached(ctx, "rm", Artifact(cfg.paths.artifacts, f"rm_{rm_type}", key), build, load)
+    metrics = _cached(ctx, "rm", Artifact(cfg.paths.artifacts, f"rm_{rm_type}", key), build, load)
+    prefix = f"rm/probe/{scorer}/"
+    for warning in probe_warnings(ctx.task.name, {k[len(prefix):]: v for k, v in metrics.items()
+                                                  if k.startswith(prefix)}):
+        log.warning(warning)
+        print(f"[rm] WARNING: {warning}", flush=True)
+        ctx.warnings.append(warning)
+    return metrics
 
 
 def _judge_fn(ctx: Context) -> Callable[[list[list[int]], list[list[int]]], list[float]]:
@@ -321,6 +330,6 @@ def run(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
     scorer = {"scalar": "scalar", "gold": "gold"}.get(cfg.rm.type) or cfg.rm.reward.extraction
     arm = {"rm": cfg.rm.type, "rm_scorer": scorer} if "rm" in stages else {}
     results = {"task": task.name, "seed": int(cfg.seed), **arm, **{f"key/{k}": v for k, v in ctx.keys.items()},
-               **dict(sorted(ctx.results.items()))}
+               "warnings": ctx.warnings, **dict(sorted(ctx.results.items()))}
     (output_dir / "results.json").write_text(json.dumps(results, indent=2))
     return ctx.results

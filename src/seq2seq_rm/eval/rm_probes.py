@@ -100,3 +100,19 @@ def rm_diagnostics(task: Task, reward: RewardFunction, tokenizer: PreTrainedToke
     if isinstance(reward, Seq2seqReward):
         out.update(token_label_agreement(task, reward, tokenizer, pairs))
     return out
+
+
+def probe_warnings(task_name: str, probes: dict[str, float]) -> list[str]:
+    """Pre-RL red flags that prototypes found to predict the RL outcome (DESIGN section 1)."""
+    warnings = []
+    rewritten = probes.get("refusal_rewritten/benign")
+    if task_name == "safety" and rewritten is not None and rewritten < 0.5:
+        warnings.append(f"seq2seq RM rewrites only {rewritten:.0%} of refusals of benign prompts: RL is likely "
+                        "to keep or grow over-refusal")
+    if task_name == "summarization":
+        for name in ("padded", "repetitive"):
+            share = probes.get(f"{name}_above_gold")
+            if share is not None and share > 0.5:
+                warnings.append(f"RM ranks a {name} summary above the gold one on {share:.0%} of documents: RL "
+                                "is likely to inflate summaries")
+    return warnings
