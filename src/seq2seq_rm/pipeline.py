@@ -29,6 +29,7 @@ from seq2seq_rm.eval.policy import evaluate_policy
 from seq2seq_rm.eval.rm_probes import probe_warnings, rm_diagnostics
 from seq2seq_rm.models.backbone import context_length, load_backbone, save_backbone
 from seq2seq_rm.models.heads import ScalarHeadModel, load_scalar_head, save_scalar_head, write_rm_type
+from seq2seq_rm.modules.samples import log_generation_table
 from seq2seq_rm.rewards.interface import GoldReward, RewardFunction, ScalarReward, Seq2seqReward
 from seq2seq_rm.tasks.base import Task, TaskData
 
@@ -274,17 +275,22 @@ def run_eval(ctx: Context) -> dict[str, float]:
         prompt_ids = [encode(ctx.tokenizer, t) for t in texts]
         response_ids = [encode(ctx.tokenizer, r) for r in greedy]
         token_rewards = ctx.reward.token_rewards(prompt_ids, response_ids)
+    rows = []
+    for i, (prompt, response, j, sft_response, sj) in enumerate(
+            zip(prompts, greedy, judged, sft_greedy, sft_judged, strict=True)):
+        n_tokens = len(encode(ctx.tokenizer, response))
+        rows.append({"prompt": prompt.text, "prompt_kind": prompt.kind, "response": response,
+                     "tokens": ctx.tokenizer.convert_ids_to_tokens(encode(ctx.tokenizer, response)),
+                     "gold_utility": j.utility, "response_kind": j.kind, "labels": j.labels,
+                     "gold_token_labels": j.token_labels,
+                     "token_rewards": token_rewards[i, :n_tokens].tolist() if token_rewards is not None else None,
+                     "sft_response": sft_response, "sft_gold_utility": sj.utility})
     with (ctx.output_dir / "generations.jsonl").open("w") as f:
-        for i, (prompt, response, j, sft_response, sj) in enumerate(
-                zip(prompts, greedy, judged, sft_greedy, sft_judged, strict=True)):
-            n_tokens = len(encode(ctx.tokenizer, response))
-            row = {"prompt": prompt.text, "prompt_kind": prompt.kind, "response": response,
-                   "tokens": ctx.tokenizer.convert_ids_to_tokens(encode(ctx.tokenizer, response)),
-                   "gold_utility": j.utility, "response_kind": j.kind, "labels": j.labels,
-                   "gold_token_labels": j.token_labels,
-                   "token_rewards": token_rewards[i, :n_tokens].tolist() if token_rewards is not None else None,
-                   "sft_response": sft_response, "sft_gold_utility": sj.utility}
-            f.write(json.dumps(row) + "\n")
+        f.writelines(json.dumps(row) + "\n" for row in rows)
+    logger = instantiate(cfg.logger)(stage="eval")
+    logger.log_metrics(metrics)
+    log_generation_table(logger, "eval/generations", rows[: ev.n_logged])
+    logger.finalize("success")
     return metrics
 
 
@@ -294,6 +300,15 @@ def artifact_dir(cfg: DictConfig, stage: str, key: str) -> Path:
 
 STAGES: dict[str, Callable[[Context], dict[str, float]]] = {
     "sft": run_sft, "rm": run_rm, "ppo": run_ppo, "eval": run_eval}
+
+
+def finish_wandb_run() -> None:
+    """One W&B run per stage (job_type = stage): close the stage's run before the next one starts."""
+    import sys
+
+    wandb = sys.modules.get("wandb")
+    if wandb is not None and wandb.run is not None:
+        wandb.finish()
 
 
 def validate_stages(stages: list[str]) -> None:
@@ -324,6 +339,7 @@ def run(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
     for stage in stages:
         start = time.perf_counter()
         metrics = STAGES[stage](ctx)
+        finish_wandb_run()
         ctx.results.update(metrics)
         cached = stage in ctx.reused
         print(one_line_summary(stage, metrics, time.perf_counter() - start, cached), flush=True)
