@@ -56,3 +56,18 @@ def test_compare_cli_writes_tables_and_plots(multirun, tmp_path):
 def test_compare_refuses_a_folder_without_generations(tmp_path):
     with pytest.raises(FileNotFoundError, match="eval stage"):
         load_runs(tmp_path)
+
+
+def test_knob_win_rates_group_runs_by_knob_value(tmp_path):
+    from seq2seq_rm.compare import knob_win_rates
+
+    kinds = ["benign", "harmful"]
+    for q, s2s in ((0.0, [0.0, 0.0]), (0.1, [1.0, 1.0])):
+        for arm, utilities in (("seq2seq", s2s), ("scalar", [0.5, 0.5])):
+            folder = tmp_path / f"{arm}{q}"
+            fake_run(folder, "safety", arm, 0, utilities, kinds, [0.0, 0.0])
+            results = json.loads((folder / "results.json").read_text())
+            (folder / "results.json").write_text(json.dumps({**results, "knob/q": q, "knob/p_alarm": 0.8}))
+    table = knob_win_rates(load_runs(tmp_path))
+    assert list(table["knob"]) == ["q", "q"]  # p_alarm did not vary
+    assert table.set_index("value")["win_rate"].to_dict() == {0.0: 0.0, 0.1: 1.0}

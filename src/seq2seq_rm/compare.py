@@ -95,6 +95,27 @@ def win_rates(runs: list[Run]) -> pd.DataFrame:
     return pd.DataFrame.from_records(records)
 
 
+def knob_win_rates(runs: list[Run]) -> pd.DataFrame:
+    """Seq2seq-vs-scalar win rate at each value of every bias knob the sweep varied."""
+    records = []
+    for task in sorted({r.results["task"] for r in runs}):
+        task_runs = [r for r in runs if r.results["task"] == task]
+        knobs = {k for r in task_runs for k in r.results if k.startswith("knob/")}
+        for knob in sorted(knobs):
+            values = sorted({r.results.get(knob) for r in task_runs})
+            if len(values) < 2:
+                continue
+            for value in values:
+                frame = outcomes([r for r in task_runs if r.results.get(knob) == value], task, "seq2seq", "scalar")
+                if frame.empty:
+                    continue
+                scores = frame["score"].to_numpy(dtype=float)
+                low, high = bootstrap_interval(scores)
+                records.append({"task": task, "knob": knob.split("/", 1)[1], "value": value,
+                                "win_rate": scores.mean(), "ci_low": low, "ci_high": high, "n": len(scores)})
+    return pd.DataFrame.from_records(records)
+
+
 def summary_table(runs: list[Run]) -> pd.DataFrame:
     """Every numeric metric per task and arm: mean and standard deviation over seeds."""
     frame = pd.DataFrame([{"task": r.results["task"], "arm": r.arm, "seed": r.results["seed"],
@@ -106,6 +127,29 @@ def summary_table(runs: list[Run]) -> pd.DataFrame:
     table = grouped.mean().round(3).astype(str) + " ± " + grouped.std(ddof=0).fillna(0).round(3).astype(str)
     table.insert(0, "seeds", frame.groupby(["task", "arm"])["seed"].nunique())
     return table.reset_index()
+
+
+def plot_knobs(knob_rates: pd.DataFrame, out: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paths = []
+    for (task, knob), group in knob_rates.groupby(["task", "knob"]):
+        fig, ax = plt.subplots(figsize=(6, 4))
+        err = np.stack([group["win_rate"] - group["ci_low"], group["ci_high"] - group["win_rate"]])
+        ax.errorbar(group["value"], group["win_rate"], yerr=err, marker="o", capsize=3)
+        ax.axhline(0.5, color="black", lw=0.8, ls="--")
+        ax.set_ylim(0, 1)
+        ax.set_xlabel(knob)
+        ax.set_ylabel("seq2seq vs scalar win rate")
+        ax.set_title(f"{task}: where the seq2seq RM helps (95% CI)")
+        paths.append(out / f"knob_{task}_{knob}.png")
+        fig.tight_layout()
+        fig.savefig(paths[-1], dpi=120)
+        plt.close(fig)
+    return paths
 
 
 def plot_all(runs: list[Run], rates: pd.DataFrame, out: Path) -> list[Path]:
@@ -194,6 +238,10 @@ def main(argv: list[str] | None = None) -> None:
     summary.to_csv(out / "summary.csv", index=False)
     (out / "summary.md").write_text(summary.to_markdown(index=False) + "\n\n" + rates.round(3).to_markdown(index=False))
     plots = plot_all(runs, rates, out)
+    knob_rates = knob_win_rates(runs)
+    if not knob_rates.empty:
+        knob_rates.to_csv(out / "knob_win_rates.csv", index=False)
+        plots += plot_knobs(knob_rates, out)
 
     from rich.console import Console
     from rich.table import Table

@@ -345,7 +345,8 @@ def run(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
         print(one_line_summary(stage, metrics, time.perf_counter() - start, cached), flush=True)
     scorer = {"scalar": "scalar", "gold": "gold"}.get(cfg.rm.type) or cfg.rm.reward.extraction
     arm = {"rm": cfg.rm.type, "rm_scorer": scorer} if "rm" in stages else {}
-    results = {"task": task.name, "seed": int(cfg.seed), **arm, **{f"key/{k}": v for k, v in ctx.keys.items()},
+    knobs = {f"knob/{k}": cfg.task[k] for k in ("q", "p_alarm", "p_long", "noise") if k in cfg.task}
+    results = {"task": task.name, "seed": int(cfg.seed), **arm, **knobs, **{f"key/{k}": v for k, v in ctx.keys.items()},
                "warnings": ctx.warnings, **dict(sorted(ctx.results.items()))}
     (output_dir / "results.json").write_text(json.dumps(results, indent=2))
     return ctx.results
