@@ -193,3 +193,11 @@ def test_smoke_sweep_of_all_arms_then_compare(tmp_path):
                       for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs)
     assert "runs in" in outputs and "seq2seq vs scalar" in outputs
     assert (tmp_path / "sweep/notebook_plots/win_rates.png").is_file()
+
+
+def test_slurm_launcher_and_ddp_trainer_compose(tmp_path):
+    proc = run_cli("hydra/launcher=submitit_slurm", "trainer=ddp", "--cfg", "hydra", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "SlurmLauncher" in proc.stdout
+    job = run_cli("trainer=ddp", "--cfg", "job", cwd=tmp_path)
+    assert "strategy: ddp_spawn" in job.stdout
