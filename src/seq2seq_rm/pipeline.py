@@ -225,7 +225,7 @@ def run_ppo(ctx: Context) -> dict[str, float]:
                                 save_last=True, save_top_k=0)
         trainer = _trainer(cfg, "ppo", max_steps=ppo.iterations * updates_per_iteration, max_epochs=-1,
                            callbacks=[every], enable_checkpointing=True, gradient_clip_val=None,
-                           default_root_dir=str(work_dir), log_every_n_steps=updates_per_iteration)
+                           default_root_dir=str(work_dir), log_every_n_steps=1)
         last = checkpoints / "last.ckpt"
         loader = DataLoader(range(ppo.iterations), batch_size=1)
         trainer.fit(module, train_dataloaders=loader, ckpt_path=str(last) if last.is_file() else None,
