@@ -191,15 +191,6 @@ def run_rm(ctx: Context) -> dict[str, float]:
     return metrics
 
 
-def _judge_fn(ctx: Context) -> Callable[[list[list[int]], list[list[int]]], list[float]]:
-    """Gold utilities of token-id responses: PPO logs them for monitoring; they never enter the loss."""
-    def judge(prompts: list[list[int]], responses: list[list[int]]) -> list[float]:
-        decode = ctx.tokenizer.decode
-        return [ctx.task.judge(decode(p, skip_special_tokens=True), decode(r, skip_special_tokens=True)).utility
-                for p, r in zip(prompts, responses, strict=True)]
-    return judge
-
-
 def run_ppo(ctx: Context) -> dict[str, float]:
     """PPO from the SFT policy against the run's reward function; resumes from its last checkpoint."""
     cfg = ctx.cfg
@@ -219,7 +210,7 @@ def run_ppo(ctx: Context) -> dict[str, float]:
         policy = load_backbone(artifact_dir(cfg, "sft", ctx.keys["sft"])).train()
         prompts = [encode(ctx.tokenizer, p.text) for p in ctx.data.rl_prompts]
         module = instantiate(ppo.module, policy=policy, reward=ctx.reward, ids=special_ids(ctx.tokenizer),
-                             prompts=prompts, judge=_judge_fn(ctx), seed=cfg.seed)
+                             prompts=prompts, judge=GoldReward(ctx.task, ctx.tokenizer), seed=cfg.seed)
         checkpoints = work_dir / "checkpoints"
         every = ModelCheckpoint(dirpath=checkpoints, every_n_train_steps=ppo.checkpoint_every * updates_per_iteration,
                                 save_last=True, save_top_k=0)

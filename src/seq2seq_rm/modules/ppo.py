@@ -11,7 +11,6 @@ uninterrupted one.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
 
 import lightning as L
 import torch
@@ -49,7 +48,7 @@ class PPOModule(L.LightningModule):
         reward: RewardFunction,
         ids: SpecialIds,
         prompts: list[list[int]],
-        judge: Callable[[list[list[int]], list[list[int]]], list[float]] | None = None,
+        judge: RewardFunction | None = None,
         seed: int = 0,
         prompts_per_iteration: int = 32,
         samples_per_prompt: int = 4,
@@ -224,8 +223,8 @@ class PPOModule(L.LightningModule):
             "ppo/train/explained_variance": explained_variance(old_values, returns, mask),
             **{f"ppo/train/{k}": sum(v) / len(v) for k, v in logs.items()},
         }
-        if self.judge is not None:
-            metrics["ppo/train/gold_utility"] = sum(self.judge(rollout["prompts"], contents)) / n
+        if self.judge is not None:  # the gold judge, for monitoring only: it never enters the loss
+            metrics["ppo/train/gold_utility"] = self.judge.total_rewards(rollout["prompts"], contents).mean()
         self.log_dict({k: float(v) for k, v in metrics.items()}, prog_bar=False, sync_dist=True)
         self.log("reward", float(metrics["ppo/train/reward"]), prog_bar=True, logger=False)
 
