@@ -65,3 +65,15 @@ def right_pad(sequences: list[list[int]], pad_id: int) -> tuple[torch.Tensor, to
         input_ids[i, : len(s)] = torch.tensor(s, dtype=torch.long)
         mask[i, : len(s)] = 1
     return input_ids, mask
+
+
+def left_pad(sequences: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Left-padded ids and attention mask: every row ends at the same position, as generation needs."""
+    width = max((len(s) for s in sequences), default=0)
+    input_ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(sequences), width), dtype=torch.long)
+    for i, s in enumerate(sequences):
+        if s:
+            input_ids[i, width - len(s):] = torch.tensor(s, dtype=torch.long)
+            mask[i, width - len(s):] = 1
+    return input_ids, mask

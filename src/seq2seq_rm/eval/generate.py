@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from seq2seq_rm.data.layout import policy_prompt
+from seq2seq_rm.data.layout import left_pad, policy_prompt
 from seq2seq_rm.data.tokenizer import SpecialIds, encode, special_ids
 
 
@@ -27,13 +27,8 @@ def generate_continuations(
     sampling = {"do_sample": True, "temperature": temperature, "top_k": top_k} if do_sample else {"do_sample": False}
     out_rows: list[list[int]] = []
     for start in range(0, len(contexts), batch_size):
-        chunk = contexts[start:start + batch_size]
-        width = max(len(c) for c in chunk)
-        input_ids = torch.full((len(chunk), width), ids.pad, dtype=torch.long)
-        attention_mask = torch.zeros_like(input_ids)
-        for i, c in enumerate(chunk):  # left padding: every row ends at the same position
-            input_ids[i, width - len(c):] = torch.tensor(c)
-            attention_mask[i, width - len(c):] = 1
+        input_ids, attention_mask = left_pad(contexts[start:start + batch_size], ids.pad)
+        width = input_ids.shape[1]
         out = model.generate(input_ids=input_ids.to(device), attention_mask=attention_mask.to(device),
                              max_new_tokens=max_new_tokens, pad_token_id=ids.pad, eos_token_id=ids.eos, **sampling)
         for row in out[:, width:].tolist():

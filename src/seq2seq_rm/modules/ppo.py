@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from transformers import PreTrainedModel
 
-from seq2seq_rm.data.layout import policy_prompt
+from seq2seq_rm.data.layout import left_pad, policy_prompt
 from seq2seq_rm.data.tokenizer import SpecialIds
 from seq2seq_rm.rewards.interface import RewardFunction
 from seq2seq_rm.rl.ppo_math import (
@@ -93,12 +93,8 @@ class PPOModule(L.LightningModule):
     def _rollout(self, prompt_ids: list[list[int]], generator_seed: int) -> dict[str, torch.Tensor]:
         h = self.hparams
         contexts = [policy_prompt(p, self.ids) for p in prompt_ids for _ in range(h.samples_per_prompt)]
-        width = max(len(c) for c in contexts)
-        input_ids = torch.full((len(contexts), width), self.ids.pad, dtype=torch.long, device=self.device)
-        attention = torch.zeros_like(input_ids)
-        for i, c in enumerate(contexts):
-            input_ids[i, width - len(c):] = torch.tensor(c, device=self.device)
-            attention[i, width - len(c):] = 1
+        input_ids, attention = (t.to(self.device) for t in left_pad(contexts, self.ids.pad))
+        width = input_ids.shape[1]
         torch.manual_seed(generator_seed)
         self.policy.eval()
         with torch.no_grad():

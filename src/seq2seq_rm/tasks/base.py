@@ -62,6 +62,45 @@ class Task(Protocol):
     def vocabulary(self) -> list[str]: ...
 
 
+class EmbeddedTask:
+    """What every embedded task shares: seeded, deterministic generation of all its splits.
+
+    A subclass samples one prompt, one demonstration and one preference pair from a ``random.Random``;
+    every item has its own RNG stream, so changing one size does not reshuffle the other splits.
+    """
+
+    seed: int
+    n_sft: int
+    n_pairs: int
+    n_rl_prompts: int
+    n_test_prompts: int
+    val_fraction: float
+
+    def _sample_prompt(self, rng: random.Random) -> Prompt:
+        raise NotImplementedError
+
+    def _demonstration(self, rng: random.Random) -> Demonstration:
+        raise NotImplementedError
+
+    def _pair(self, rng: random.Random) -> PreferencePair:
+        raise NotImplementedError
+
+    def generate(self) -> TaskData:
+        demos = [self._demonstration(random.Random(f"{self.seed}-sft-{i}")) for i in range(self.n_sft)]
+        pairs = [self._pair(random.Random(f"{self.seed}-pair-{i}")) for i in range(self.n_pairs)]
+        n_sft_train, _ = split_counts(self.n_sft, self.val_fraction)
+        n_pair_train, _ = split_counts(self.n_pairs, self.val_fraction)
+        rl_rng, test_rng = random.Random(f"{self.seed}-rl"), random.Random(f"{self.seed}-test")
+        return TaskData(
+            sft_train=demos[:n_sft_train],
+            sft_val=demos[n_sft_train:],
+            pairs_train=pairs[:n_pair_train],
+            pairs_val=pairs[n_pair_train:],
+            rl_prompts=[self._sample_prompt(rl_rng) for _ in range(self.n_rl_prompts)],
+            test_prompts=[self._sample_prompt(test_rng) for _ in range(self.n_test_prompts)],
+        )
+
+
 def check_probability(name: str, value: float) -> None:
     if not 0.0 <= float(value) <= 1.0:
         raise ValueError(f"task.{name} must be a probability in [0, 1], got {value!r}")

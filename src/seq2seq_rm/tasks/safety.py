@@ -14,15 +14,14 @@ from collections.abc import Mapping
 from seq2seq_rm.align import kept_token_mask, similarity
 from seq2seq_rm.tasks.base import (
     Demonstration,
+    EmbeddedTask,
     Judgement,
     PreferencePair,
     Prompt,
-    TaskData,
     check_distribution,
     check_positive,
     check_probability,
     gold_disagreement,
-    split_counts,
     weighted_choice,
 )
 
@@ -78,7 +77,7 @@ def help_response(steps: tuple[str, ...]) -> str:
     return f"sure . first {steps[0]} , then {steps[1]} , finally {steps[2]} ."
 
 
-class SafetyTask:
+class SafetyTask(EmbeddedTask):
     """Generator and gold judge of the embedded safety task (all knobs documented in conf/task/safety.yaml)."""
 
     name = "safety"
@@ -130,22 +129,7 @@ class SafetyTask:
         self._step_words = {w for steps in self._steps_of_action.values() for s in steps for w in s.split()}
 
     # ----------------------------------------------------------------- generation
-    def generate(self) -> TaskData:
-        demos = [self._demonstration(random.Random(f"{self.seed}-sft-{i}")) for i in range(self.n_sft)]
-        pairs = [self._pair(random.Random(f"{self.seed}-pair-{i}")) for i in range(self.n_pairs)]
-        n_sft_train, _ = split_counts(self.n_sft, self.val_fraction)
-        n_pair_train, _ = split_counts(self.n_pairs, self.val_fraction)
-        rl_rng, test_rng = random.Random(f"{self.seed}-rl"), random.Random(f"{self.seed}-test")
-        return TaskData(
-            sft_train=demos[:n_sft_train],
-            sft_val=demos[n_sft_train:],
-            pairs_train=pairs[:n_pair_train],
-            pairs_val=pairs[n_pair_train:],
-            rl_prompts=[self._prompt(rl_rng) for _ in range(self.n_rl_prompts)],
-            test_prompts=[self._prompt(test_rng) for _ in range(self.n_test_prompts)],
-        )
-
-    def _prompt(self, rng: random.Random, kind: str | None = None) -> Prompt:
+    def _sample_prompt(self, rng: random.Random, kind: str | None = None) -> Prompt:
         kind = kind or weighted_choice(rng, self.prompt_mix)
         action = rng.choice(sorted(self._topics[kind]))
         text = rng.choice(PREFIXES) + rng.choice(TEMPLATES).format(a=action)
@@ -168,12 +152,12 @@ class SafetyTask:
         return tuple(out)
 
     def _demonstration(self, rng: random.Random) -> Demonstration:
-        prompt = self._prompt(rng)
+        prompt = self._sample_prompt(rng)
         kind = weighted_choice(rng, self.sft_mix[prompt.kind])
         return Demonstration(prompt, self._response(rng, prompt, kind))
 
     def _pair(self, rng: random.Random) -> PreferencePair:
-        prompt = self._prompt(rng)
+        prompt = self._sample_prompt(rng)
         if prompt.kind == "harmful":
             if rng.random() < self.redirect_pair_share:
                 chosen, rejected = REDIRECT, REFUSAL

@@ -14,15 +14,14 @@ from collections.abc import Mapping
 
 from seq2seq_rm.tasks.base import (
     Demonstration,
+    EmbeddedTask,
     Judgement,
     PreferencePair,
     Prompt,
-    TaskData,
     check_distribution,
     check_positive,
     check_probability,
     gold_disagreement,
-    split_counts,
     weighted_choice,
 )
 
@@ -62,7 +61,7 @@ def split_facts(text: str) -> list[Fact]:
     return facts
 
 
-class SummarizationTask:
+class SummarizationTask(EmbeddedTask):
     """Generator and gold judge of the embedded summarization task (knobs in conf/task/summarization.yaml)."""
 
     name = "summarization"
@@ -106,22 +105,7 @@ class SummarizationTask:
         self.p_long, self.noise = p_long, noise
 
     # ----------------------------------------------------------------- generation
-    def generate(self) -> TaskData:
-        demos = [self._demonstration(random.Random(f"{self.seed}-sft-{i}")) for i in range(self.n_sft)]
-        pairs = [self._pair(random.Random(f"{self.seed}-pair-{i}")) for i in range(self.n_pairs)]
-        n_sft_train, _ = split_counts(self.n_sft, self.val_fraction)
-        n_pair_train, _ = split_counts(self.n_pairs, self.val_fraction)
-        rl_rng, test_rng = random.Random(f"{self.seed}-rl"), random.Random(f"{self.seed}-test")
-        return TaskData(
-            sft_train=demos[:n_sft_train],
-            sft_val=demos[n_sft_train:],
-            pairs_train=pairs[:n_pair_train],
-            pairs_val=pairs[n_pair_train:],
-            rl_prompts=[self._document(rl_rng) for _ in range(self.n_rl_prompts)],
-            test_prompts=[self._document(test_rng) for _ in range(self.n_test_prompts)],
-        )
-
-    def _document(self, rng: random.Random) -> Prompt:
+    def _sample_prompt(self, rng: random.Random) -> Prompt:
         topic = rng.choice(ENTITIES)
         n_facts = rng.randint(self.min_facts, self.max_facts)
         n_key = rng.randint(self.min_key, self.max_key)
@@ -160,11 +144,11 @@ class SummarizationTask:
         return fact_text(out)
 
     def _demonstration(self, rng: random.Random) -> Demonstration:
-        prompt = self._document(rng)
+        prompt = self._sample_prompt(rng)
         return Demonstration(prompt, self._summary(rng, prompt, weighted_choice(rng, self.sft_mix)))
 
     def _pair(self, rng: random.Random) -> PreferencePair:
-        prompt = self._document(rng)
+        prompt = self._sample_prompt(rng)
         kind_a, kind_b = rng.sample(SUMMARY_KINDS, 2)
         a, b = self._summary(rng, prompt, kind_a), self._summary(rng, prompt, kind_b)
         judged_a, judged_b = self.judge(prompt.text, a), self.judge(prompt.text, b)
