@@ -25,6 +25,7 @@ from seq2seq_rm.rl.ppo_math import (
     FixedKLController,
     compute_gae,
     explained_variance,
+    global_masked_stats,
     kl_k1,
     kl_k3,
     masked_mean,
@@ -143,13 +144,6 @@ class PPOModule(L.LightningModule):
     def _reduce_sum(self, x: torch.Tensor) -> torch.Tensor:
         return self.trainer.strategy.reduce(x, reduce_op="sum") if self.trainer.world_size > 1 else x
 
-    def _global_stats(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Masked mean and variance over every process's batch (whitening must not differ by rank)."""
-        n = self._reduce_sum(mask.sum().float())
-        mean = self._reduce_sum((x * mask).sum()) / n
-        var = self._reduce_sum((((x - mean) * mask) ** 2).sum()) / (n - 1).clamp(min=1)
-        return mean, var
-
     def _normalise_rewards(self, rewards: torch.Tensor) -> torch.Tensor:
         totals = self._reduce_sum(rewards.sum(1).pow(2).sum())
         count = self._reduce_sum(torch.tensor(float(rewards.shape[0]), device=self.device))
@@ -181,7 +175,7 @@ class PPOModule(L.LightningModule):
             beta = self.kl_controller.beta
             rewards = rm_rewards - beta * kl
             advantages, returns = compute_gae(rewards, old_values, mask, h.gamma, h.lam)
-            advantages = masked_whiten(advantages, mask, stats=self._global_stats(advantages, mask))
+            advantages = masked_whiten(advantages, mask, stats=global_masked_stats(advantages, mask, self._reduce_sum))
 
         optimizer = self.optimizers()
         n = mask.shape[0]

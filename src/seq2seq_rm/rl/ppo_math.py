@@ -3,6 +3,7 @@ that is 1 on response tokens (actions) and 0 on padding after the end."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -32,6 +33,17 @@ def masked_whiten(x: torch.Tensor, mask: torch.Tensor, shift_mean: bool = True,
     if not shift_mean:
         whitened = whitened + mean
     return whitened * mask
+
+
+def global_masked_stats(x: torch.Tensor, mask: torch.Tensor,
+                        reduce_sum: Callable[[torch.Tensor], torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Masked mean and unbiased variance over the batches of every process: ``reduce_sum`` sums a
+    tensor across processes (identity on one process), so each rank whitens with the same statistics
+    as one process holding the whole batch."""
+    n = reduce_sum(mask.sum().float())
+    mean = reduce_sum((x * mask).sum()) / n
+    var = reduce_sum((((x - mean) * mask) ** 2).sum()) / (n - 1).clamp(min=1)
+    return mean, var
 
 
 def kl_k1(logprobs: torch.Tensor, ref_logprobs: torch.Tensor) -> torch.Tensor:
