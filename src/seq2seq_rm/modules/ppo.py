@@ -115,16 +115,16 @@ class PPOModule(L.LightningModule):
         """Log-probs (at the sampling temperature), values and entropies of the response tokens."""
         sequences, attention = rollout["sequences"][rows], rollout["attention"][rows]
         position_ids = (attention.cumsum(1) - 1).clamp(min=0)
-        out = model(input_ids=sequences, attention_mask=attention, position_ids=position_ids,
-                    output_hidden_states=with_values)
         start = int(rollout["prompt_width"])
-        logits = out.logits[:, start - 1:-1].float() / self.hparams.temperature
+        # trunk and LM head called separately: the value head needs the last hidden state, and
+        # output_hidden_states does not survive pickling into spawned data-parallel workers
+        hidden = model.base_model(input_ids=sequences, attention_mask=attention,
+                                  position_ids=position_ids).last_hidden_state[:, start - 1:-1]
+        logits = model.get_output_embeddings()(hidden).float() / self.hparams.temperature
         logprobs_all = logits.log_softmax(-1)
         logprobs = logprobs_all.gather(-1, rollout["responses"][rows].unsqueeze(-1)).squeeze(-1)
         entropy = -(logprobs_all.exp() * logprobs_all).sum(-1)
-        values = None
-        if with_values:
-            values = self.value_head(out.hidden_states[-1][:, start - 1:-1]).squeeze(-1)
+        values = self.value_head(hidden).squeeze(-1) if with_values else None
         return logprobs, values, entropy
 
     def _token_rewards(self, rollout: dict) -> tuple[torch.Tensor, list[list[int]]]:
@@ -158,9 +158,12 @@ class PPOModule(L.LightningModule):
     def training_step(self, batch, batch_idx: int) -> None:
         h = self.hparams
         step_seed = h.seed * 1_000_003 + self.global_step
-        generator = torch.Generator().manual_seed(step_seed)
-        chosen = torch.randperm(len(self.prompts), generator=generator)[: h.prompts_per_iteration].tolist()
-        rollout = self._rollout([self.prompts[i] for i in chosen], step_seed)
+        # every rank draws the same permutation and takes its own slice of it, and samples with its own
+        # seed: data parallelism adds prompts; one process reproduces rank 0 exactly
+        rank = self.global_rank
+        order = torch.randperm(len(self.prompts), generator=torch.Generator().manual_seed(step_seed)).tolist()
+        chosen = [order[(rank * h.prompts_per_iteration + i) % len(order)] for i in range(h.prompts_per_iteration)]
+        rollout = self._rollout([self.prompts[i] for i in chosen], step_seed + 7919 * rank)
         mask = rollout["mask"].float()
 
         with torch.no_grad():
