@@ -105,7 +105,7 @@ def main() -> None:
         total = sum(row[p] for p in parts)
         table.add_row(name, *(f"{row[p]:.3f}" for p in parts), f"{total:.3f}", f"{total / base:.2f}",
                       f"{row['tokens'] / total:,.0f}")
-    Console().print(table)
+    Console(width=120).print(table)
 
 
 if __name__ == "__main__":

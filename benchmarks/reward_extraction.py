@@ -69,7 +69,7 @@ def main() -> None:
         table.add_column(column, justify="left" if column == "scorer" else "right")
     for name, s in seconds.items():
         table.add_row(name, f"{s:.4f}", f"{s / seconds['scalar']:.2f}", f"{n_tokens / s:,.0f}")
-    Console().print(table)
+    Console(width=120).print(table)
 
 
 if __name__ == "__main__":
