@@ -201,3 +201,14 @@ def test_slurm_launcher_and_ddp_trainer_compose(tmp_path):
     assert "SlurmLauncher" in proc.stdout
     job = run_cli("trainer=ddp", "--cfg", "job", cwd=tmp_path)
     assert "strategy: ddp_spawn" in job.stdout
+
+
+def test_a_changed_value_retrains_exactly_the_stages_it_affects(tmp_path):
+    base = ("experiment=smoke", "rm=scalar", "stages=[sft,rm]")
+    assert run_cli(*base, "hydra.run.dir=outputs/a", cwd=tmp_path).returncode == 0
+    rm_changed = run_cli(*base, "rm.module.margin=0.5", "hydra.run.dir=outputs/b", cwd=tmp_path)
+    assert "[sft] done (cached)" in rm_changed.stdout and "[rm] done in" in rm_changed.stdout
+    sft_changed = run_cli(*base, "sft.module.lr=5e-4", "hydra.run.dir=outputs/c", cwd=tmp_path)
+    assert "[sft] done in" in sft_changed.stdout and "[rm] done in" in sft_changed.stdout
+    unchanged = run_cli(*base, "trainer.enable_progress_bar=true", "hydra.run.dir=outputs/d", cwd=tmp_path)
+    assert "[sft] done (cached)" in unchanged.stdout and "[rm] done (cached)" in unchanged.stdout

@@ -58,6 +58,11 @@ def _container(cfg: DictConfig, *keys: str) -> dict:
             for k in keys}
 
 
+def _training_setup(cfg: DictConfig) -> dict:
+    """The trainer settings that change what a stage learns (not progress bars or logging cadence)."""
+    return {k: cfg.trainer.get(k) for k in ("accelerator", "devices", "strategy", "precision", "gradient_clip_val")}
+
+
 def _trainer(cfg: DictConfig, stage: str, **overrides) -> L.Trainer:
     logger = instantiate(cfg.logger)(stage=stage)
     return instantiate(cfg.trainer, logger=logger, **overrides)
@@ -81,7 +86,8 @@ def _cached(ctx: Context, stage: str, artifact: Artifact, build: Callable[[Path]
 def run_sft(ctx: Context) -> dict[str, float]:
     """Train the policy on the task's demonstrations, then judge it on held-out prompts."""
     cfg = ctx.cfg
-    key = config_key({"task": _container(cfg, "task"), **_container(cfg, "model", "sft", "seed")})
+    key = config_key({"task": _container(cfg, "task"), **_container(cfg, "model", "sft", "seed"),
+                      "trainer": _training_setup(cfg)})
     ctx.keys["sft"] = key
 
     def load(directory: Path) -> None:
@@ -135,7 +141,7 @@ def run_rm(ctx: Context) -> dict[str, float]:
     if rm_type == "gold":
         ctx.reward = GoldReward(ctx.task, ctx.tokenizer)
         return {}
-    key = config_key({"sft": ctx.keys["sft"], "rm": _container(cfg, "rm")["rm"]})
+    key = config_key({"sft": ctx.keys["sft"], "rm": _container(cfg, "rm")["rm"], "trainer": _training_setup(cfg)})
     ctx.keys["rm"] = key
     scorer = "scalar" if rm_type == "scalar" else cfg.rm.reward.extraction
     ids = special_ids(ctx.tokenizer)
@@ -197,7 +203,7 @@ def run_ppo(ctx: Context) -> dict[str, float]:
     if "rm" not in ctx.keys and ctx.reward is None:
         ctx.results.update(run_rm(ctx))
     key = config_key({"sft": ctx.keys["sft"], "rm": ctx.keys.get("rm", cfg.rm.type),
-                      "ppo": _container(cfg, "ppo")["ppo"], "seed": cfg.seed})
+                      "ppo": _container(cfg, "ppo")["ppo"], "seed": cfg.seed, "trainer": _training_setup(cfg)})
     ctx.keys["ppo"] = key
     ppo = cfg.ppo
     updates_per_iteration = ppo.module.epochs * ppo.module.minibatches
