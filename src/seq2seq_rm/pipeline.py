@@ -28,9 +28,15 @@ from seq2seq_rm.eval.generate import generate_responses
 from seq2seq_rm.eval.policy import evaluate_policy
 from seq2seq_rm.eval.rm_probes import probe_warnings, rm_diagnostics
 from seq2seq_rm.models.backbone import context_length, load_backbone, save_backbone
-from seq2seq_rm.models.heads import ScalarHeadModel, load_scalar_head, save_scalar_head, write_rm_type
+from seq2seq_rm.models.heads import ScalarHeadModel, save_scalar_head, write_rm_type
 from seq2seq_rm.modules.samples import log_generation_table
-from seq2seq_rm.rewards.interface import GoldReward, RewardFunction, ScalarReward, Seq2seqReward
+from seq2seq_rm.rewards.interface import (
+    GoldReward,
+    RewardFunction,
+    ScalarReward,
+    Seq2seqReward,
+    load_reward_function,
+)
 from seq2seq_rm.tasks.base import Task, TaskData
 
 log = logging.getLogger(__name__)
@@ -147,10 +153,8 @@ def run_rm(ctx: Context) -> dict[str, float]:
     ids = special_ids(ctx.tokenizer)
 
     def load(directory: Path) -> None:
-        if rm_type == "scalar":
-            ctx.reward = ScalarReward(load_scalar_head(directory).eval(), ids)
-        else:
-            ctx.reward = seq2seq_reward(load_backbone(directory).eval(), ctx.tokenizer, cfg.rm.reward)
+        options = OmegaConf.to_container(cfg.rm.reward, resolve=True) if rm_type == "seq2seq" else {}
+        ctx.reward = load_reward_function(directory, rm_type, ids, **options)
 
     def build(work_dir: Path) -> dict[str, float]:
         L.seed_everything(cfg.seed, workers=True, verbose=False)
