@@ -18,7 +18,7 @@ def load_results(folder: Path) -> list[dict]:
     return [json.loads(p.read_text()) for p in paths]
 
 
-def response_mix(result: dict, prefix: str = "sft/policy/mix/") -> dict[str, dict[str, float]]:
+def mix_from_results(result: dict, prefix: str = "sft/policy/mix/") -> dict[str, dict[str, float]]:
     """``{prompt kind: {response kind: share}}`` from the flat ``.../mix/<prompt>/<response>`` keys."""
     mix: dict[str, dict[str, float]] = defaultdict(dict)
     for key, value in result.items():
@@ -40,7 +40,7 @@ def sft_tables(results: list[dict]) -> list[Table]:
     for r in sorted(results, key=lambda r: (r["task"], r["seed"])):
         summary.add_row(r["task"], str(r["seed"]), f"{r['sft/val/loss']:.3f}", f"{r['sft/policy/gold_utility']:+.3f}",
                         f"{r['sft/policy/gold_utility_sampled']:+.3f}", f"{r['sft/policy/length_mean_sampled']:.1f}")
-        for prompt_kind, shares in response_mix(r).items():
+        for prompt_kind, shares in mix_from_results(r).items():
             shown = sorted(((v, k) for k, v in shares.items() if v >= 0.005), reverse=True)
             mix_table.add_row(r["task"], prompt_kind, "  ".join(f"{k} {v:.0%}" for v, k in shown))
     return [summary, mix_table]
