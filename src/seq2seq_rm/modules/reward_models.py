@@ -25,8 +25,10 @@ def _check_finite(loss: torch.Tensor, what: str, step: int) -> None:
 
 
 class _RMBase(L.LightningModule):
-    def __init__(self, reward: RewardFunction, lr: float, weight_decay: float, warmup_steps: int,
-                 max_steps: int) -> None:
+    """Shared validation bookkeeping and optimiser; subclasses save lr, weight_decay, warmup_steps and
+    max_steps as hyper-parameters."""
+
+    def __init__(self, reward: RewardFunction) -> None:
         super().__init__()
         self.reward = reward
         self.val_loss, self.val_accuracy = MeanMetric(), MeanMetric()
@@ -50,7 +52,7 @@ class _RMBase(L.LightningModule):
 class ScalarRMModule(_RMBase):
     def __init__(self, model: ScalarHeadModel, reward: RewardFunction, lr: float = 5e-4, weight_decay: float = 0.01,
                  warmup_steps: int = 20, max_steps: int = 500, margin: float = 0.0, center_coef: float = 0.0) -> None:
-        super().__init__(reward, lr, weight_decay, warmup_steps, max_steps)
+        super().__init__(reward)
         self.save_hyperparameters(ignore=["model", "reward"])
         self.model = model
         self.val_margin, self.val_scores = MeanMetric(), CatMetric()
@@ -85,7 +87,7 @@ class ScalarRMModule(_RMBase):
 class Seq2seqRMModule(_RMBase):
     def __init__(self, model: PreTrainedModel, reward: RewardFunction, lr: float = 5e-4, weight_decay: float = 0.01,
                  warmup_steps: int = 20, max_steps: int = 500) -> None:
-        super().__init__(reward, lr, weight_decay, warmup_steps, max_steps)
+        super().__init__(reward)
         self.save_hyperparameters(ignore=["model", "reward"])
         self.model = model
         self.val_token_accuracy, self.val_exact_match = MeanMetric(), MeanMetric()
