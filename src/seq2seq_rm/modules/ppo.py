@@ -152,9 +152,6 @@ class PPOModule(L.LightningModule):
         return rewards / self.reward_sq_mean.sqrt().clamp(min=1e-3)
 
     # ------------------------------------------------------------------ training
-    def train_dataloader(self):
-        return range(10**9)  # steps are indices; prompts are drawn per step from a seeded generator
-
     def training_step(self, batch, batch_idx: int) -> None:
         h = self.hparams
         step_seed = h.seed * 1_000_003 + self.global_step
