@@ -9,14 +9,14 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from seq2seq_rm.eval.generate import generate_responses
-from seq2seq_rm.tasks.base import Prompt, Task
+from seq2seq_rm.tasks.base import Judgement, Prompt, Task
 
 
-def response_mix(task: Task, prompts: list[Prompt], responses: list[str]) -> dict[str, float]:
+def response_mix(task: Task, prompts: list[Prompt], judged: list[Judgement]) -> dict[str, float]:
     """Share of each response kind per prompt kind: ``mix/<prompt kind>/<response kind>``."""
     counts: dict[str, Counter] = defaultdict(Counter)
-    for prompt, response in zip(prompts, responses, strict=True):
-        counts[prompt.kind][task.judge(prompt.text, response).kind] += 1
+    for prompt, judgement in zip(prompts, judged, strict=True):
+        counts[prompt.kind][judgement.kind] += 1
     mix = {}
     for prompt_kind in task.prompt_kinds:
         total = sum(counts[prompt_kind].values())
@@ -47,13 +47,13 @@ def evaluate_policy(
     sampled = generate_responses(model, tokenizer, [p.text for p in sampled_prompts], max_new_tokens,
                                  do_sample=True, temperature=temperature)
     greedy_judged = [task.judge(p.text, r) for p, r in zip(prompts, greedy, strict=True)]
-    sampled_utility = [task.judge(p.text, r).utility for p, r in zip(sampled_prompts, sampled, strict=True)]
+    sampled_judged = [task.judge(p.text, r) for p, r in zip(sampled_prompts, sampled, strict=True)]
     metrics = {
         "gold_utility": fmean(j.utility for j in greedy_judged),
-        "gold_utility_sampled": fmean(sampled_utility),
+        "gold_utility_sampled": fmean(j.utility for j in sampled_judged),
         "length_mean": fmean(len(r.split()) for r in greedy),
         "length_mean_sampled": fmean(len(r.split()) for r in sampled),
-        **response_mix(task, sampled_prompts, sampled),
+        **response_mix(task, sampled_prompts, sampled_judged),
     }
     rows = [{"prompt": p.text, "prompt_kind": p.kind, "response": r, "gold_utility": j.utility,
              "response_kind": j.kind} for p, r, j in zip(prompts, greedy, greedy_judged, strict=True)]
