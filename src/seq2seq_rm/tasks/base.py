@@ -24,6 +24,8 @@ class PreferencePair:
     prompt: Prompt
     chosen: str
     rejected: str
+    # real data with safety labels (PKU-SafeRLHF): whether the chosen / rejected response is safe
+    safety: tuple[bool, bool] | None = None
 
 
 @dataclass
@@ -48,12 +50,17 @@ class TaskData:
     pairs_val: list[PreferencePair]
     rl_prompts: list[Prompt]
     test_prompts: list[Prompt]
+    # pairs held out from every RM, to train a judge RM (real data only)
+    pairs_judge: list[PreferencePair] = field(default_factory=list)
+    # what loading the data counted (real data: rows read, bad rows by reason)
+    stats: dict[str, float] = field(default_factory=dict)
 
 
 class Task(Protocol):
     name: str
     prompt_kinds: tuple[str, ...]
     response_kinds: tuple[str, ...]
+    has_gold_judge: bool  # embedded tasks: True; real data: False (use judge=rm or judge=api)
 
     def generate(self) -> TaskData: ...
 
@@ -69,6 +76,7 @@ class EmbeddedTask:
     every item has its own RNG stream, so changing one size does not reshuffle the other splits.
     """
 
+    has_gold_judge = True
     seed: int
     n_sft: int
     n_pairs: int
