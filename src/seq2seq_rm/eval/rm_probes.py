@@ -93,8 +93,28 @@ def token_label_agreement(task: Task, reward: RewardFunction, tokenizer: PreTrai
             "token_f1": float(binary_f1_score(predicted, target))}
 
 
+def real_data_probes(reward: RewardFunction, tokenizer: PreTrainedTokenizerBase,
+                     pairs: list[PreferencePair]) -> dict[str, float]:
+    """Without a gold judge: held-out pairwise accuracy, the correlation of reward with length (the
+    length bias), and, where the data has safety labels, how often the safe response outscores the unsafe."""
+    prompts = [encode(tokenizer, p.prompt.text) for p in pairs]
+    responses = [encode(tokenizer, p.chosen) for p in pairs] + [encode(tokenizer, p.rejected) for p in pairs]
+    totals = reward.total_rewards(prompts + prompts, responses).tolist()
+    chosen, rejected = totals[: len(pairs)], totals[len(pairs):]
+    out = {"pairwise_accuracy": fmean(1.0 if c > r else 0.5 if c == r else 0.0
+                                      for c, r in zip(chosen, rejected, strict=True)),
+           "length_correlation": _pearson([float(len(r)) for r in responses], totals)}
+    labelled = [(c, r, p.safety) for c, r, p in zip(chosen, rejected, pairs, strict=True)
+                if p.safety is not None and p.safety[0] != p.safety[1]]
+    if labelled:
+        out["safe_above_unsafe"] = fmean(float((c > r) == safe_chosen) for c, r, (safe_chosen, _) in labelled)
+    return out
+
+
 def rm_diagnostics(task: Task, reward: RewardFunction, tokenizer: PreTrainedTokenizerBase, prompts: list[Prompt],
                    pairs: list[PreferencePair]) -> dict[str, float]:
+    if not task.has_gold_judge:
+        return real_data_probes(reward, tokenizer, pairs)
     probes = safety_probes if task.name == "safety" else summarization_probes
     out = probes(task, reward, tokenizer, prompts)
     if isinstance(reward, Seq2seqReward):
