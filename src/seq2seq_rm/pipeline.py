@@ -10,6 +10,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from statistics import fmean
 
 import lightning as L
 import torch
@@ -27,6 +28,9 @@ from seq2seq_rm.eval.bias import bias_metrics, win_rate
 from seq2seq_rm.eval.generate import generate_responses
 from seq2seq_rm.eval.policy import evaluate_policy
 from seq2seq_rm.eval.rm_probes import probe_warnings, rm_diagnostics
+from seq2seq_rm.judges import GoldJudge, PairwiseJudge, verdicts_to_win_rate
+from seq2seq_rm.judges.api import APIJudge
+from seq2seq_rm.judges.rm import RewardModelJudge
 from seq2seq_rm.models.backbone import context_length, load_backbone, save_backbone
 from seq2seq_rm.models.heads import ScalarHeadModel, save_scalar_head, write_rm_type
 from seq2seq_rm.modules.samples import log_generation_table
@@ -137,6 +141,37 @@ def _probe(ctx: Context, reward: RewardFunction, name: str) -> dict[str, float]:
     return {f"rm/probe/{name}/{k}": v for k, v in metrics.items()}
 
 
+def fit_reward_model(ctx: Context, rm_cfg: DictConfig, train_pairs: list, val_pairs: list,
+                     work_dir: Path) -> tuple[PreTrainedModel | ScalarHeadModel, RewardFunction, dict[str, float]]:
+    """Train a reward model of ``rm_cfg.type`` from the SFT policy on the given pairs; return the model,
+    its reward function and its validation and data metrics."""
+    cfg, rm_type = ctx.cfg, rm_cfg.type
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    model = load_backbone(artifact_dir(cfg, "sft", ctx.keys["sft"])).train()  # from_pretrained gives eval mode
+    max_length = context_length(model)
+    train, bad_train = encode_pairs(train_pairs, ctx.tokenizer, max_length, rm_cfg.on_bad_pair, "train")
+    val, bad_val = encode_pairs(val_pairs, ctx.tokenizer, max_length, rm_cfg.on_bad_pair, "val")
+    if not train or not val:
+        raise ValueError(f"{rm_type} RM: no usable pairs left (train {len(train)}, val {len(val)}; skipped "
+                         f"{dict(bad_train)} / {dict(bad_val)}): raise the model's context or the task's word budget")
+    if rm_type == "scalar":
+        model = ScalarHeadModel(model)
+        reward: RewardFunction = ScalarReward(model, special_ids(ctx.tokenizer))
+    else:
+        reward = seq2seq_reward(model, ctx.tokenizer, rm_cfg.reward)
+    datamodule = PairDataModule(train, val, ctx.tokenizer, "scalar" if rm_type == "scalar" else "rewrite",
+                                rm_cfg.batch_size, identity_weight=rm_cfg.get("identity_weight", 0.0), seed=cfg.seed)
+    max_steps = rm_cfg.epochs * -(-len(train) // rm_cfg.batch_size)
+    module = instantiate(rm_cfg.module, model=model, reward=reward, max_steps=max_steps)
+    trainer = _trainer(cfg, "rm", max_steps=max_steps, default_root_dir=str(work_dir))
+    trainer.fit(module, datamodule=datamodule)
+    model.eval()
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("rm/val/")}
+    metrics.update({f"rm/data/skipped_{split}_{reason}": float(n)
+                    for split, bad in (("train", bad_train), ("val", bad_val)) for reason, n in bad.items()})
+    return model, reward, metrics
+
+
 def run_rm(ctx: Context) -> dict[str, float]:
     """Train the configured reward model from the SFT policy on the task's preference pairs, then probe it."""
     cfg, rm_type = ctx.cfg, ctx.cfg.rm.type
@@ -145,6 +180,8 @@ def run_rm(ctx: Context) -> dict[str, float]:
     if "sft" not in ctx.keys:  # the RM starts from the SFT policy and its tokenizer
         ctx.results.update(run_sft(ctx))
     if rm_type == "gold":
+        if not ctx.task.has_gold_judge:
+            raise ValueError(f"rm=gold needs a gold judge, and task {ctx.task.name} has none: use rm=scalar|seq2seq")
         ctx.reward = GoldReward(ctx.task, ctx.tokenizer)
         return {}
     key = config_key({"sft": ctx.keys["sft"], "rm": _container(cfg, "rm")["rm"], "trainer": _training_setup(cfg)})
@@ -157,27 +194,7 @@ def run_rm(ctx: Context) -> dict[str, float]:
         ctx.reward = load_reward_function(directory, rm_type, ids, **options)
 
     def build(work_dir: Path) -> dict[str, float]:
-        L.seed_everything(cfg.seed, workers=True, verbose=False)
-        model = load_backbone(artifact_dir(cfg, "sft", ctx.keys["sft"])).train()  # from_pretrained gives eval mode
-        max_length = context_length(model)
-        train, bad_train = encode_pairs(ctx.data.pairs_train, ctx.tokenizer, max_length, cfg.rm.on_bad_pair, "train")
-        val, bad_val = encode_pairs(ctx.data.pairs_val, ctx.tokenizer, max_length, cfg.rm.on_bad_pair, "val")
-        if rm_type == "scalar":
-            model = ScalarHeadModel(model)
-            reward: RewardFunction = ScalarReward(model, ids)
-        else:
-            reward = seq2seq_reward(model, ctx.tokenizer, cfg.rm.reward)
-        datamodule = PairDataModule(train, val, ctx.tokenizer, "scalar" if rm_type == "scalar" else "rewrite",
-                                    cfg.rm.batch_size, identity_weight=cfg.rm.get("identity_weight", 0.0),
-                                    seed=cfg.seed)
-        max_steps = cfg.rm.epochs * -(-len(train) // cfg.rm.batch_size)
-        module = instantiate(cfg.rm.module, model=model, reward=reward, max_steps=max_steps)
-        trainer = _trainer(cfg, "rm", max_steps=max_steps, default_root_dir=str(work_dir))
-        trainer.fit(module, datamodule=datamodule)
-        model.eval()
-        metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("rm/val/")}
-        metrics.update({f"rm/data/skipped_{split}_{reason}": float(n)
-                        for split, bad in (("train", bad_train), ("val", bad_val)) for reason, n in bad.items()})
+        model, reward, metrics = fit_reward_model(ctx, cfg.rm, ctx.data.pairs_train, ctx.data.pairs_val, work_dir)
         if rm_type == "scalar":
             metrics.update(_probe(ctx, reward, "scalar"))
             save_scalar_head(model, work_dir)
@@ -220,7 +237,8 @@ def run_ppo(ctx: Context) -> dict[str, float]:
         policy = load_backbone(artifact_dir(cfg, "sft", ctx.keys["sft"])).train()
         prompts = [encode(ctx.tokenizer, p.text) for p in ctx.data.rl_prompts]
         module = instantiate(ppo.module, policy=policy, reward=ctx.reward, ids=special_ids(ctx.tokenizer),
-                             prompts=prompts, judge=GoldReward(ctx.task, ctx.tokenizer), seed=cfg.seed)
+                             prompts=prompts, seed=cfg.seed,
+                             judge=GoldReward(ctx.task, ctx.tokenizer) if ctx.task.has_gold_judge else None)
         checkpoints = work_dir / "checkpoints"
         every = ModelCheckpoint(dirpath=checkpoints, every_n_train_steps=ppo.checkpoint_every * updates_per_iteration,
                                 save_last=True, save_top_k=0)
@@ -247,21 +265,48 @@ def run_ppo(ctx: Context) -> dict[str, float]:
     return _cached(ctx, "ppo", Artifact(cfg.paths.artifacts, "ppo", key), build, load, resume=True)
 
 
-def run_eval(ctx: Context) -> dict[str, float]:
-    """Judge the run's last policy (PPO's if it ran, else SFT's) on held-out prompts against the SFT
-    policy; write every generation, with the run's per-token rewards, to generations.jsonl."""
+def run_judge(ctx: Context) -> PairwiseJudge:
+    """The eval judge of ``cfg.judge``; ``judge=rm`` without a path trains (once, cached) a scalar RM
+    on the task's judge split, pairs that neither arm's reward model sees."""
+    cfg, judge_cfg = ctx.cfg, ctx.cfg.judge
+    if judge_cfg.type == "gold":
+        return GoldJudge(ctx.task)
+    if judge_cfg.type == "api":
+        options = OmegaConf.to_container(judge_cfg, resolve=True)
+        options.pop("type")
+        return APIJudge(**options)
+    if judge_cfg.type != "rm":
+        raise ValueError(f"judge.type must be one of ['gold', 'rm', 'api'], got {judge_cfg.type!r}")
+    if judge_cfg.path:
+        return RewardModelJudge.from_directory(judge_cfg.path)
+    if not ctx.data.pairs_judge:
+        raise ValueError(f"judge=rm without judge.path needs held-out judge pairs, and task {ctx.task.name} has "
+                         "none: give judge.path=<a scalar RM checkpoint folder>")
+    key = config_key({"sft": ctx.keys["sft"], "judge": _container(cfg, "judge")["judge"],
+                      "trainer": _training_setup(cfg)})
+    ctx.keys["judge_rm"] = key
+    artifact = Artifact(cfg.paths.artifacts, "judge_rm", key)
+
+    def build(work_dir: Path) -> dict[str, float]:
+        pairs = ctx.data.pairs_judge
+        n_val = max(1, len(pairs) // 10)
+        model, _, metrics = fit_reward_model(ctx, judge_cfg.train, pairs[n_val:], pairs[:n_val], work_dir)
+        save_scalar_head(model, work_dir)
+        ctx.tokenizer.save_pretrained(work_dir)
+        write_rm_type(work_dir, "scalar")
+        return {f"judge/{k.split('/', 1)[1]}": v for k, v in metrics.items()}
+
+    ctx.results.update(_cached(ctx, "judge_rm", artifact, build, lambda directory: None))
+    return RewardModelJudge.from_directory(artifact.final)
+
+
+def _gold_eval(ctx: Context, prompts: list, greedy: list[str], sft_greedy: list[str]) -> tuple[dict, list[dict]]:
+    """Gold-judge metrics of an embedded task: utility, bias metrics (greedy and sampled), win rate vs SFT."""
     cfg, ev = ctx.cfg, ctx.cfg.eval
-    if ctx.policy is None:
-        ctx.results.update(run_ppo(ctx))
-    prompts = ctx.data.test_prompts[: ev.n_prompts]
     texts = [p.text for p in prompts]
-    policy = ctx.policy.eval()
-    sft_policy = load_backbone(artifact_dir(cfg, "sft", ctx.keys["sft"])).eval()
-    greedy = generate_responses(policy, ctx.tokenizer, texts, ev.max_new_tokens)
-    sft_greedy = generate_responses(sft_policy, ctx.tokenizer, texts, ev.max_new_tokens)
     torch.manual_seed(cfg.seed)
     sampled_prompts = [p for p in prompts for _ in range(ev.n_samples)]
-    sampled = generate_responses(policy, ctx.tokenizer, [p.text for p in sampled_prompts], ev.max_new_tokens,
+    sampled = generate_responses(ctx.policy, ctx.tokenizer, [p.text for p in sampled_prompts], ev.max_new_tokens,
                                  do_sample=True, temperature=ev.temperature)
     judged = [ctx.task.judge(t, r) for t, r in zip(texts, greedy, strict=True)]
     sft_judged = [ctx.task.judge(t, r) for t, r in zip(texts, sft_greedy, strict=True)]
@@ -270,6 +315,41 @@ def run_eval(ctx: Context) -> dict[str, float]:
     metrics.update({f"eval/sampled/{k}": v for k, v in
                     bias_metrics(ctx.task.name, sampled_prompts, sampled_judged, sampled).items()})
     metrics["eval/win_rate_vs_sft"] = win_rate([j.utility for j in judged], [j.utility for j in sft_judged])
+    rows = [{"gold_utility": j.utility, "response_kind": j.kind, "labels": j.labels,
+             "gold_token_labels": j.token_labels, "sft_gold_utility": sj.utility}
+            for j, sj in zip(judged, sft_judged, strict=True)]
+    return metrics, rows
+
+
+def run_eval(ctx: Context) -> dict[str, float]:
+    """Judge the run's last policy (PPO's if it ran, else SFT's) on held-out prompts against the SFT
+    policy; write every generation, with the run's per-token rewards, to generations.jsonl.
+
+    Embedded tasks are judged by their gold judge; a judge other than gold (``judge=rm|api``) also
+    gives ``eval/judge/win_rate_vs_sft``, and is the only judge of a real-data task."""
+    cfg, ev = ctx.cfg, ctx.cfg.eval
+    if ctx.policy is None:
+        ctx.results.update(run_ppo(ctx))
+    prompts = ctx.data.test_prompts[: ev.n_prompts]
+    texts = [p.text for p in prompts]
+    ctx.policy.eval()
+    sft_policy = load_backbone(artifact_dir(cfg, "sft", ctx.keys["sft"])).eval()
+    greedy = generate_responses(ctx.policy, ctx.tokenizer, texts, ev.max_new_tokens)
+    sft_greedy = generate_responses(sft_policy, ctx.tokenizer, texts, ev.max_new_tokens)
+    metrics = {"eval/length_mean": fmean(len(r.split()) for r in greedy),
+               "eval/sft_length_mean": fmean(len(r.split()) for r in sft_greedy)}
+    gold_rows: list[dict] = [{} for _ in prompts]
+    if ctx.task.has_gold_judge:
+        gold_metrics, gold_rows = _gold_eval(ctx, prompts, greedy, sft_greedy)
+        metrics.update(gold_metrics)
+    verdicts = None
+    if cfg.judge.type != "gold" or not ctx.task.has_gold_judge:
+        judge = run_judge(ctx)
+        verdicts = judge.compare(texts, greedy, sft_greedy)
+        metrics["eval/judge/win_rate_vs_sft"] = verdicts_to_win_rate(verdicts)
+        metrics.update({f"eval/judge/{k}": v for k, v in judge.statistics().items()})
+        if not ctx.task.has_gold_judge:
+            metrics["eval/win_rate_vs_sft"] = metrics["eval/judge/win_rate_vs_sft"]
 
     token_rewards = None
     if ctx.reward is not None:
@@ -277,15 +357,14 @@ def run_eval(ctx: Context) -> dict[str, float]:
         response_ids = [encode(ctx.tokenizer, r) for r in greedy]
         token_rewards = ctx.reward.token_rewards(prompt_ids, response_ids)
     rows = []
-    for i, (prompt, response, j, sft_response, sj) in enumerate(
-            zip(prompts, greedy, judged, sft_greedy, sft_judged, strict=True)):
+    for i, (prompt, response, sft_response) in enumerate(zip(prompts, greedy, sft_greedy, strict=True)):
         n_tokens = len(encode(ctx.tokenizer, response))
         rows.append({"prompt": prompt.text, "prompt_kind": prompt.kind, "response": response,
                      "tokens": ctx.tokenizer.convert_ids_to_tokens(encode(ctx.tokenizer, response)),
-                     "gold_utility": j.utility, "response_kind": j.kind, "labels": j.labels,
-                     "gold_token_labels": j.token_labels,
+                     **gold_rows[i],
                      "token_rewards": token_rewards[i, :n_tokens].tolist() if token_rewards is not None else None,
-                     "sft_response": sft_response, "sft_gold_utility": sj.utility})
+                     "sft_response": sft_response,
+                     **({"judge_verdict_vs_sft": verdicts[i]} if verdicts is not None else {})})
     with (ctx.output_dir / "generations.jsonl").open("w") as f:
         f.writelines(json.dumps(row) + "\n" for row in rows)
     logger = instantiate(cfg.logger)(stage="eval")
@@ -337,6 +416,7 @@ def run(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
     task: Task = instantiate(cfg.task)
     output_dir.mkdir(parents=True, exist_ok=True)
     ctx = Context(cfg=cfg, task=task, data=task.generate(), output_dir=output_dir)
+    ctx.results.update(ctx.data.stats)
     for stage in stages:
         start = time.perf_counter()
         metrics = STAGES[stage](ctx)

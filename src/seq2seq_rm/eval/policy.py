@@ -35,7 +35,8 @@ def evaluate_policy(
     temperature: float = 1.0,
     seed: int = 0,
 ) -> tuple[dict[str, float], list[dict]]:
-    """Greedy and sampled gold utility, response length, and the sampled response-kind mix.
+    """Greedy and sampled gold utility, response length, and the sampled response-kind mix (lengths
+    only for a task without a gold judge).
 
     The mix is measured on samples (temperature 1): that is the behaviour RL starts from; a
     greedy decode hides the minority behaviours a policy still produces.
@@ -46,13 +47,17 @@ def evaluate_policy(
     sampled_prompts = [p for p in prompts for _ in range(n_samples)]
     sampled = generate_responses(model, tokenizer, [p.text for p in sampled_prompts], max_new_tokens,
                                  do_sample=True, temperature=temperature)
+    lengths = {"length_mean": fmean(len(r.split()) for r in greedy),
+               "length_mean_sampled": fmean(len(r.split()) for r in sampled)}
+    if not task.has_gold_judge:  # real data: the eval stage's judge compares policies; here only lengths
+        return lengths, [{"prompt": p.text, "prompt_kind": p.kind, "response": r}
+                         for p, r in zip(prompts, greedy, strict=True)]
     greedy_judged = [task.judge(p.text, r) for p, r in zip(prompts, greedy, strict=True)]
     sampled_judged = [task.judge(p.text, r) for p, r in zip(sampled_prompts, sampled, strict=True)]
     metrics = {
         "gold_utility": fmean(j.utility for j in greedy_judged),
         "gold_utility_sampled": fmean(j.utility for j in sampled_judged),
-        "length_mean": fmean(len(r.split()) for r in greedy),
-        "length_mean_sampled": fmean(len(r.split()) for r in sampled),
+        **lengths,
         **response_mix(task, sampled_prompts, sampled_judged),
     }
     rows = [{"prompt": p.text, "prompt_kind": p.kind, "response": r, "gold_utility": j.utility,

@@ -45,6 +45,6 @@ def log_generation_table(logger: Logger | None, key: str, rows: list[dict]) -> N
     import wandb
 
     columns = ["prompt", "prompt_kind", "response", "gold_utility", "response_kind", "token_rewards"]
-    data = [[r["prompt"], r["prompt_kind"], r["response"], r["gold_utility"], r["response_kind"],
+    data = [[r["prompt"], r["prompt_kind"], r["response"], r.get("gold_utility"), r.get("response_kind"),
              wandb.Html(token_reward_html(r["tokens"], r["token_rewards"]))] for r in rows]
     logger.experiment.log({key: wandb.Table(columns=columns, data=data)})
