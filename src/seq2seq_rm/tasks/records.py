@@ -110,6 +110,10 @@ def read_rows(path: str | None, hub_name: str, split: str = "train", **hub_optio
         return
     from datasets import load_dataset  # only the hub path needs it (and the network, or a hub cache)
 
-    dataset = load_dataset(hub_name, split=split, **hub_options)
+    try:
+        dataset = load_dataset(hub_name, split=split, **hub_options)
+    except (ConnectionError, OSError) as error:  # offline (HF_HUB_OFFLINE=1, the default of a run) or unreachable
+        raise ConnectionError(f"could not load {hub_name!r} ({split}) from the hub: {error}. Without the network, "
+                              "set task.path to a local file or folder of the same schema") from error
     for i, data in enumerate(dataset):
         yield Row(f"{hub_name}[{split}] row {i}", dict(data))

@@ -1,0 +1,77 @@
+"""The whole pipeline on real-data schemas (a small HH file written here; the real HH sample in slow tests)."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+from test_real_tasks import HH_SAMPLE, write_jsonl
+from test_run_cli import results_of, run_cli
+
+WORDS = "the a cat dog can will help you make find good bad way it is not to do this that with".split()
+TINY = ("sft.max_steps=10", "sft.val_check_interval=5", "sft.n_eval_prompts=4", "rm.epochs=1",
+        "judge.train.epochs=1", "ppo.iterations=2", "ppo.checkpoint_every=1", "ppo.module.prompts_per_iteration=4",
+        "ppo.module.max_new_tokens=8", "ppo.n_eval_prompts=4", "eval.n_prompts=8", "eval.max_new_tokens=8",
+        "rm.n_probe_prompts=8")
+
+
+def hh_file(path: Path, n: int = 120) -> Path:
+    rng = random.Random(0)
+    rows = []
+    for i in range(n):
+        prefix = f"\n\nHuman: {' '.join(rng.choices(WORDS, k=6))} {i}?\n\nAssistant:"
+        chosen, rejected = " ".join(rng.choices(WORDS, k=5)), " ".join(rng.choices(WORDS, k=9))
+        rows.append({"chosen": f"{prefix} {chosen}", "rejected": f"{prefix} {rejected}"})
+    rows.append({"chosen": "\n\nHuman: no assistant here", "rejected": "\n\nHuman: none"})  # a bad pair
+    return write_jsonl(path, rows)
+
+
+@pytest.mark.parametrize("rm", ["scalar", "seq2seq"])
+def test_hh_pipeline_with_a_judge_rm_trained_on_held_out_pairs(tmp_path, rm):
+    data = hh_file(tmp_path / "hh.jsonl")
+    proc = run_cli("experiment=hh_smoke", f"task.path={data}", f"rm={rm}", *TINY, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = results_of(tmp_path)
+    assert results["task"] == "hh_harmless" and results["rm"] == rm
+    assert results["task/rows"] == 121 and results["task/bad/no_assistant_turn"] == 1
+    assert 0.0 <= results["eval/win_rate_vs_sft"] <= 1.0
+    assert results["eval/win_rate_vs_sft"] == results["eval/judge/win_rate_vs_sft"]
+    scorer = "scalar" if rm == "scalar" else "prefix"
+    assert 0.0 <= results[f"rm/probe/{scorer}/pairwise_accuracy"] <= 1.0
+    assert "judge/val/accuracy" in results and "key/judge_rm" in results
+    assert "ppo/train/gold_utility" not in results  # no gold judge to monitor with
+    (generations,) = list((tmp_path / "outputs").rglob("generations.jsonl"))
+    row = json.loads(generations.read_text().splitlines()[0])
+    assert row["judge_verdict_vs_sft"] in (0.0, 0.5, 1.0) and "gold_utility" not in row
+
+
+def test_gold_reward_on_real_data_fails_clearly(tmp_path):
+    data = hh_file(tmp_path / "hh.jsonl", n=30)
+    proc = run_cli("experiment=hh_smoke", f"task.path={data}", "rm=gold", "stages=[sft,rm]", "sft.max_steps=2",
+                   "sft.n_eval_prompts=2", cwd=tmp_path)
+    assert proc.returncode != 0 and "rm=gold needs a gold judge" in proc.stderr
+
+
+def test_offline_hub_load_asks_for_a_local_path(tmp_path):
+    proc = run_cli("experiment=hh_smoke", "stages=[sft]", cwd=tmp_path)  # runs set HF_HUB_OFFLINE=1
+    assert proc.returncode != 0 and "could not load 'Anthropic/hh-rlhf'" in proc.stderr
+    assert "set task.path to a local file" in proc.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not HH_SAMPLE.is_file(), reason="the real HH sample is not beside the project")
+def test_hh_smoke_with_smollm2_trains_and_generates(tmp_path):
+    pytest.importorskip("gguf")
+    proc = run_cli("experiment=hh_smoke", f"task.path={HH_SAMPLE}", "model=smollm2_135m", "rm=seq2seq",
+                   "task.max_pairs=200", "sft.max_steps=4", "sft.val_check_interval=2", "sft.batch_size=4",
+                   "sft.n_eval_prompts=2", "rm.epochs=1", "rm.batch_size=4", "judge.train.epochs=1",
+                   "judge.train.batch_size=4", "ppo.iterations=1", "ppo.module.prompts_per_iteration=2",
+                   "ppo.module.max_new_tokens=16", "ppo.n_eval_prompts=2", "eval.n_prompts=4",
+                   "eval.max_new_tokens=16", "rm.n_probe_prompts=8", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = results_of(tmp_path)
+    assert results["sft/val/loss"] > 0 and "eval/win_rate_vs_sft" in results
+    (generations,) = list((tmp_path / "outputs").rglob("generations.jsonl"))
+    assert any(json.loads(line)["response"].strip() for line in generations.read_text().splitlines())
