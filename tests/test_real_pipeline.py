@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import random
+import subprocess
+import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from test_real_tasks import HH_SAMPLE, write_jsonl
 from test_run_cli import results_of, run_cli
@@ -28,23 +31,37 @@ def hh_file(path: Path, n: int = 120) -> Path:
     return write_jsonl(path, rows)
 
 
-@pytest.mark.parametrize("rm", ["scalar", "seq2seq"])
-def test_hh_pipeline_with_a_judge_rm_trained_on_held_out_pairs(tmp_path, rm):
+def test_hh_sweep_of_both_arms_judged_by_a_held_out_rm_then_compared(tmp_path):
     data = hh_file(tmp_path / "hh.jsonl")
-    proc = run_cli("experiment=hh_smoke", f"task.path={data}", f"rm={rm}", *TINY, cwd=tmp_path)
+    proc = run_cli("-m", "experiment=hh_smoke", f"task.path={data}", *TINY, "hydra.sweep.dir=outputs/sweep",
+                   cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    results = results_of(tmp_path)
-    assert results["task"] == "hh_harmless" and results["rm"] == rm
-    assert results["task/rows"] == 121 and results["task/bad/no_assistant_turn"] == 1
-    assert 0.0 <= results["eval/win_rate_vs_sft"] <= 1.0
-    assert results["eval/win_rate_vs_sft"] == results["eval/judge/win_rate_vs_sft"]
-    scorer = "scalar" if rm == "scalar" else "prefix"
-    assert 0.0 <= results[f"rm/probe/{scorer}/pairwise_accuracy"] <= 1.0
-    assert "judge/val/accuracy" in results and "key/judge_rm" in results
-    assert "ppo/train/gold_utility" not in results  # no gold judge to monitor with
-    (generations,) = list((tmp_path / "outputs").rglob("generations.jsonl"))
-    row = json.loads(generations.read_text().splitlines()[0])
-    assert row["judge_verdict_vs_sft"] in (0.0, 0.5, 1.0) and "gold_utility" not in row
+    runs = {}
+    for path in (tmp_path / "outputs" / "sweep").rglob("results.json"):
+        results = json.loads(path.read_text())
+        runs[results["rm"]] = (results, path.parent)
+    assert set(runs) == {"scalar", "seq2seq"}
+    for rm, (results, folder) in runs.items():
+        assert results["task"] == "hh_harmless"
+        assert results["task/rows"] == 121 and results["task/bad/no_assistant_turn"] == 1
+        assert 0.0 <= results["eval/win_rate_vs_sft"] <= 1.0
+        assert results["eval/win_rate_vs_sft"] == results["eval/judge/win_rate_vs_sft"]
+        scorer = "scalar" if rm == "scalar" else "prefix"
+        assert 0.0 <= results[f"rm/probe/{scorer}/pairwise_accuracy"] <= 1.0
+        assert "judge/val/accuracy" in results and results["judge"]["type"] == "rm"
+        assert "ppo/train/gold_utility" not in results  # no gold judge to monitor with
+        row = json.loads((folder / "generations.jsonl").read_text().splitlines()[0])
+        assert row["judge_verdict_vs_sft"] in (0.0, 0.5, 1.0) and "gold_utility" not in row
+    # both arms share the judge RM, trained once on pairs neither arm's RM saw
+    assert runs["scalar"][0]["key/judge_rm"] == runs["seq2seq"][0]["key/judge_rm"]
+
+    compared = subprocess.run([sys.executable, "-m", "seq2seq_rm.compare", "outputs/sweep"], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=300)
+    assert compared.returncode == 0, compared.stderr[-3000:]
+    rates = pd.read_csv(tmp_path / "outputs" / "sweep" / "win_rates.csv")
+    overall = rates[(rates["task"] == "hh_harmless") & (rates["prompt_kind"] == "all")].set_index("matchup")
+    assert {"seq2seq vs scalar", "seq2seq vs sft", "scalar vs sft"} <= set(overall.index)
+    assert overall.loc["seq2seq vs sft", "win_rate"] == pytest.approx(runs["seq2seq"][0]["eval/win_rate_vs_sft"])
 
 
 def test_gold_reward_on_real_data_fails_clearly(tmp_path):

@@ -1,9 +1,9 @@
 """Compare the arms of a multirun folder: ``python -m seq2seq_rm.compare <folder> [--out DIR]``.
 
 Head-to-head win rates under the gold judge (seq2seq-RM policy against scalar-RM policy, each arm
-against the gold-reward arm and against SFT), per task, overall and per prompt kind, with
-bootstrap 95% intervals over prompts and seeds; a summary table of every metric per task and arm
-(mean and spread over seeds) as CSV and Markdown; PNG plots.
+against the gold-reward arm and against SFT; real-data tasks: under the runs' eval judge), per task,
+overall and per prompt kind, with bootstrap 95% intervals over prompts and seeds; a summary table of
+every metric per task and arm (mean and spread over seeds) as CSV and Markdown; PNG plots.
 """
 
 from __future__ import annotations
@@ -47,15 +47,27 @@ def load_runs(folder: Path) -> list[Run]:
     return runs
 
 
+def _judged_scores(run_a: Run, a: pd.DataFrame, b: pd.DataFrame | None) -> np.ndarray:
+    """A task without a gold judge: the run's own eval judge (results.json ``judge``) decides."""
+    if b is None:
+        return a["judge_verdict_vs_sft"].to_numpy(dtype=float)
+    spec = run_a.results.get("judge")
+    if spec is None:
+        raise ValueError(f"{run_a.folder}: no gold utilities and no judge recorded in results.json")
+    from seq2seq_rm.judges import judge_from_spec
+
+    return np.asarray(judge_from_spec(spec).compare(list(a["prompt"]), [str(x) for x in a["response"]],
+                                                    [str(x) for x in b["response"]]), dtype=float)
+
+
 def outcomes(runs: list[Run], task: str, arm_a: str, arm_b: str) -> pd.DataFrame:
     """Per (seed, prompt): 1 if arm_a's response has the higher gold utility, 0.5 on a tie, else 0.
-    ``arm_b == 'sft'`` compares with the SFT policy's response stored in arm_a's generations."""
+    ``arm_b == 'sft'`` compares with the SFT policy's response stored in arm_a's generations. A task
+    without a gold judge (real data) is judged by the runs' eval judge (``judge=rm|api``)."""
     rows = []
     for run_a in (r for r in runs if r.results["task"] == task and r.arm == arm_a):
-        a = run_a.generations
-        if arm_b == "sft":
-            b_utility = a["sft_gold_utility"]
-        else:
+        a, b = run_a.generations, None
+        if arm_b != "sft":
             matches = [r for r in runs if r.results["task"] == task and r.arm == arm_b
                        and r.results["seed"] == run_a.results["seed"]]
             if not matches:
@@ -63,8 +75,11 @@ def outcomes(runs: list[Run], task: str, arm_a: str, arm_b: str) -> pd.DataFrame
             b = matches[0].generations
             if list(b["prompt"]) != list(a["prompt"]):
                 raise ValueError(f"{run_a.folder} and {matches[0].folder} were evaluated on different prompts")
-            b_utility = b["gold_utility"]
-        score = np.where(a["gold_utility"] > b_utility, 1.0, np.where(a["gold_utility"] == b_utility, 0.5, 0.0))
+        if "gold_utility" in a:
+            b_utility = a["sft_gold_utility"] if b is None else b["gold_utility"]
+            score = np.where(a["gold_utility"] > b_utility, 1.0, np.where(a["gold_utility"] == b_utility, 0.5, 0.0))
+        else:
+            score = _judged_scores(run_a, a, b)
         rows.append(pd.DataFrame({"seed": run_a.results["seed"], "prompt_kind": a["prompt_kind"], "score": score}))
     return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=["seed", "prompt_kind", "score"])
 
@@ -209,7 +224,7 @@ def plot_all(runs: list[Run], rates: pd.DataFrame, out: Path) -> list[Path]:
         fig, ax = plt.subplots(figsize=(7, 4))
         for r in (r for r in runs if r.results["task"] == task):
             log = r.folder / "logs" / "ppo" / "metrics.csv"
-            if log.is_file():
+            if log.is_file() and "ppo/train/gold_utility" in pd.read_csv(log, nrows=0).columns:
                 curve = pd.read_csv(log).dropna(subset=["ppo/train/gold_utility"])
                 ax.plot(curve["ppo/train/kl"], curve["ppo/train/gold_utility"], alpha=0.7,
                         label=f"{r.arm} seed {r.results['seed']}")

@@ -61,6 +61,7 @@ class Context:
     policy: PreTrainedModel | None = None
     tokenizer: PreTrainedTokenizerBase | None = None
     reward: RewardFunction | None = None
+    judge_spec: dict | None = None  # how to rebuild the eval judge (compare uses it for head-to-heads)
 
 
 def _container(cfg: DictConfig, *keys: str) -> dict:
@@ -273,11 +274,13 @@ def run_judge(ctx: Context) -> PairwiseJudge:
         return GoldJudge(ctx.task)
     if judge_cfg.type == "api":
         options = OmegaConf.to_container(judge_cfg, resolve=True)
+        ctx.judge_spec = dict(options)
         options.pop("type")
         return APIJudge(**options)
     if judge_cfg.type != "rm":
         raise ValueError(f"judge.type must be one of ['gold', 'rm', 'api'], got {judge_cfg.type!r}")
     if judge_cfg.path:
+        ctx.judge_spec = {"type": "rm", "path": str(Path(judge_cfg.path).resolve())}
         return RewardModelJudge.from_directory(judge_cfg.path)
     if not ctx.data.pairs_judge:
         raise ValueError(f"judge=rm without judge.path needs held-out judge pairs, and task {ctx.task.name} has "
@@ -297,6 +300,7 @@ def run_judge(ctx: Context) -> PairwiseJudge:
         return {f"judge/{k.split('/', 1)[1]}": v for k, v in metrics.items()}
 
     ctx.results.update(_cached(ctx, "judge_rm", artifact, build, lambda directory: None))
+    ctx.judge_spec = {"type": "rm", "path": str(Path(artifact.final).resolve())}
     return RewardModelJudge.from_directory(artifact.final)
 
 
@@ -428,6 +432,7 @@ def run(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
     arm = {"rm": cfg.rm.type, "rm_scorer": scorer} if "rm" in stages else {}
     knobs = {f"knob/{k}": cfg.task[k] for k in ("q", "p_alarm", "p_long", "noise") if k in cfg.task}
     results = {"task": task.name, "seed": int(cfg.seed), **arm, **knobs, **{f"key/{k}": v for k, v in ctx.keys.items()},
+               **({"judge": ctx.judge_spec} if ctx.judge_spec else {}),
                "warnings": ctx.warnings, **dict(sorted(ctx.results.items()))}
     (output_dir / "results.json").write_text(json.dumps(results, indent=2))
     return ctx.results
