@@ -33,6 +33,7 @@ from seq2seq_rm.judges.api import APIJudge
 from seq2seq_rm.judges.rm import RewardModelJudge
 from seq2seq_rm.models.backbone import context_length, load_backbone, save_backbone
 from seq2seq_rm.models.heads import ScalarHeadModel, save_scalar_head, write_rm_type
+from seq2seq_rm.models.lora import add_lora
 from seq2seq_rm.modules.samples import log_generation_table
 from seq2seq_rm.rewards.interface import (
     GoldReward,
@@ -108,7 +109,7 @@ def run_sft(ctx: Context) -> dict[str, float]:
     def build(work_dir: Path) -> dict[str, float]:
         tokenizer = instantiate(cfg.model.tokenizer)(vocabulary=ctx.task.vocabulary())
         L.seed_everything(cfg.seed, workers=True, verbose=False)
-        model = instantiate(cfg.model.backbone)(tokenizer=tokenizer)
+        model = add_lora(instantiate(cfg.model.backbone)(tokenizer=tokenizer), cfg.model.get("lora"))
         datamodule = SFTDataModule(ctx.data.sft_train, ctx.data.sft_val, tokenizer, batch_size=cfg.sft.batch_size,
                                    max_length=context_length(model), seed=cfg.seed)
         sample_prompts = [d.prompt.text for d in ctx.data.sft_val[: cfg.sft.n_logged_samples]]
@@ -149,6 +150,7 @@ def fit_reward_model(ctx: Context, rm_cfg: DictConfig, train_pairs: list, val_pa
     cfg, rm_type = ctx.cfg, rm_cfg.type
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     model = load_backbone(artifact_dir(cfg, "sft", ctx.keys["sft"])).train()  # from_pretrained gives eval mode
+    model = add_lora(model, cfg.model.get("lora"))
     max_length = context_length(model)
     train, bad_train = encode_pairs(train_pairs, ctx.tokenizer, max_length, rm_cfg.on_bad_pair, "train")
     val, bad_val = encode_pairs(val_pairs, ctx.tokenizer, max_length, rm_cfg.on_bad_pair, "val")
@@ -203,7 +205,7 @@ def run_rm(ctx: Context) -> dict[str, float]:
             for rule in ("prefix", "per_token", "decode"):  # every rule, so that each one's length bias shows
                 options = OmegaConf.merge(cfg.rm.reward, {"extraction": rule, "soft": False})
                 metrics.update(_probe(ctx, seq2seq_reward(model, ctx.tokenizer, options), rule))
-            model.save_pretrained(work_dir, safe_serialization=True)
+            save_backbone(model, ctx.tokenizer, work_dir)
         ctx.tokenizer.save_pretrained(work_dir)
         write_rm_type(work_dir, rm_type)
         ctx.reward = reward
@@ -235,7 +237,7 @@ def run_ppo(ctx: Context) -> dict[str, float]:
 
     def build(work_dir: Path) -> dict[str, float]:
         L.seed_everything(cfg.seed, workers=True, verbose=False)
-        policy = load_backbone(artifact_dir(cfg, "sft", ctx.keys["sft"])).train()
+        policy = add_lora(load_backbone(artifact_dir(cfg, "sft", ctx.keys["sft"])).train(), cfg.model.get("lora"))
         prompts = [encode(ctx.tokenizer, p.text) for p in ctx.data.rl_prompts]
         module = instantiate(ppo.module, policy=policy, reward=ctx.reward, ids=special_ids(ctx.tokenizer),
                              prompts=prompts, seed=cfg.seed,

@@ -13,6 +13,8 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
+from seq2seq_rm.models.lora import merge_lora
+
 
 def _set_special_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> PreTrainedModel:
     for config in (model.config, getattr(model, "generation_config", None)):
@@ -56,7 +58,8 @@ def context_length(model: PreTrainedModel) -> int:
 
 
 def save_backbone(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, directory: Path) -> None:
-    model.save_pretrained(directory, safe_serialization=True)
+    """Weights (LoRA adapters merged in) and tokenizer as safetensors + JSON."""
+    merge_lora(model).save_pretrained(directory, safe_serialization=True)
     tokenizer.save_pretrained(directory)
 
 

@@ -11,6 +11,7 @@ from torch import nn
 from transformers import PreTrainedModel
 
 from seq2seq_rm.models.backbone import load_backbone
+from seq2seq_rm.models.lora import merge_lora
 
 RM_TYPE_FILE = "rm_type.json"
 
@@ -48,7 +49,7 @@ def read_rm_type(directory: Path) -> str:
 
 
 def save_scalar_head(model: ScalarHeadModel, directory: Path) -> None:
-    model.lm.save_pretrained(directory, safe_serialization=True)
+    merge_lora(model.lm).save_pretrained(directory, safe_serialization=True)
     head = {k: v.contiguous() for k, v in model.head.state_dict().items()}
     save_file(head, str(Path(directory) / "head.safetensors"))
 
