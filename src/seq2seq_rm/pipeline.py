@@ -162,8 +162,10 @@ def fit_reward_model(ctx: Context, rm_cfg: DictConfig, train_pairs: list, val_pa
         reward: RewardFunction = ScalarReward(model, special_ids(ctx.tokenizer))
     else:
         reward = seq2seq_reward(model, ctx.tokenizer, rm_cfg.reward)
+    aligned = rm_type == "seq2seq" and rm_cfg.reward.get("aligned_positions", False)
     datamodule = PairDataModule(train, val, ctx.tokenizer, "scalar" if rm_type == "scalar" else "rewrite",
-                                rm_cfg.batch_size, identity_weight=rm_cfg.get("identity_weight", 0.0), seed=cfg.seed)
+                                rm_cfg.batch_size, identity_weight=rm_cfg.get("identity_weight", 0.0), seed=cfg.seed,
+                                aligned_positions=aligned)
     max_steps = rm_cfg.epochs * -(-len(train) // rm_cfg.batch_size)
     module = instantiate(rm_cfg.module, model=model, reward=reward, max_steps=max_steps)
     trainer = _trainer(cfg, "rm", max_steps=max_steps, default_root_dir=str(work_dir))

@@ -69,12 +69,13 @@ def collate_scalar(pairs: list[EncodedPair], ids: SpecialIds) -> dict[str, torch
     return {"input_ids": input_ids, "attention_mask": mask}
 
 
-def collate_rewrite(pairs: list[EncodedPair], ids: SpecialIds, identity_weight: float) -> dict[str, torch.Tensor]:
+def collate_rewrite(pairs: list[EncodedPair], ids: SpecialIds, identity_weight: float,
+                    aligned_positions: bool = False) -> dict[str, torch.Tensor]:
     """Correction ``(x, y_l) -> y_w`` and identity ``(x, y_w) -> y_w`` examples, with per-example weights."""
-    rows = [rewrite_example(p.prompt, p.rejected, p.chosen, ids) for p in pairs]
+    rows = [rewrite_example(p.prompt, p.rejected, p.chosen, ids, aligned_positions) for p in pairs]
     weights = [1.0] * len(pairs)
     if identity_weight > 0:
-        rows += [rewrite_example(p.prompt, p.chosen, p.chosen, ids) for p in pairs]
+        rows += [rewrite_example(p.prompt, p.chosen, p.chosen, ids, aligned_positions) for p in pairs]
         weights += [identity_weight] * len(pairs)
     batch = pad_batch(rows, ids.pad)
     batch["weights"] = torch.tensor(weights)
@@ -86,14 +87,16 @@ class PairDataModule(L.LightningDataModule):
     """Batches of encoded pairs, collated for the scalar (``scalar``) or the seq2seq (``rewrite``) RM."""
 
     def __init__(self, train: list[EncodedPair], val: list[EncodedPair], tokenizer: PreTrainedTokenizerBase,
-                 layout: str, batch_size: int, identity_weight: float = 1.0, seed: int = 0) -> None:
+                 layout: str, batch_size: int, identity_weight: float = 1.0, seed: int = 0,
+                 aligned_positions: bool = False) -> None:
         super().__init__()
         self.train, self.val, self.batch_size, self.seed = train, val, batch_size, seed
         ids = special_ids(tokenizer)
         if layout == "scalar":
             self.collate = partial(collate_scalar, ids=ids)
         elif layout == "rewrite":
-            self.collate = partial(collate_rewrite, ids=ids, identity_weight=identity_weight)
+            self.collate = partial(collate_rewrite, ids=ids, identity_weight=identity_weight,
+                                   aligned_positions=aligned_positions)
         else:
             raise ValueError(f"unknown pair layout {layout!r}; valid: ['scalar', 'rewrite']")
 

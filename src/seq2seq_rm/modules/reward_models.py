@@ -93,7 +93,8 @@ class Seq2seqRMModule(_RMBase):
         self.val_token_accuracy, self.val_exact_match = MeanMetric(), MeanMetric()
 
     def _loss(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
-        logits = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        logits = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                            position_ids=batch.get("position_ids")).logits
         return weighted_token_cross_entropy(logits, batch["labels"], batch["weights"]), logits
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:

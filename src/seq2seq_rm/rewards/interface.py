@@ -13,9 +13,15 @@ from pathlib import Path
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from seq2seq_rm.data.layout import rewrite_context, rewrite_example, right_pad, scored_sequence
+from seq2seq_rm.data.layout import (
+    rewrite_context,
+    rewrite_example,
+    rewrite_positions,
+    right_pad,
+    scored_sequence,
+)
 from seq2seq_rm.data.tokenizer import SpecialIds
-from seq2seq_rm.eval.generate import generate_continuations
+from seq2seq_rm.eval.generate import generate_continuations, greedy_continuations_at
 from seq2seq_rm.models.backbone import load_backbone
 from seq2seq_rm.models.heads import ScalarHeadModel, load_scalar_head, read_rm_type
 from seq2seq_rm.rewards.extraction import (
@@ -79,11 +85,12 @@ class Seq2seqReward(RewardFunction):
     ``extraction``: ``prefix`` | ``per_token`` (one teacher-forced pass over
     ``prompt <sep> y <fb> y <eos>``) | ``decode`` (greedy rewrite aligned to y). ``soft`` weighs
     by the probability the RM gives each kept token (prefix and per_token only).
+    ``aligned_positions``: the RM was trained with ``rewrite_positions`` (it must be read the same way).
     """
 
     def __init__(self, model: PreTrainedModel, ids: SpecialIds, extraction: str = "prefix", r_pos: float = 1.0,
                  r_neg: float = 1.0, length_norm: str = "none", pos_cap: float = 1.0, soft: bool = False,
-                 batch_size: int = 64, max_rewrite_tokens: int = 64) -> None:
+                 batch_size: int = 64, max_rewrite_tokens: int = 64, aligned_positions: bool = False) -> None:
         if extraction not in EXTRACTIONS:
             raise ValueError(f"rm.extraction must be one of {list(EXTRACTIONS)}, got {extraction!r}")
         if soft and extraction == "decode":
@@ -91,6 +98,7 @@ class Seq2seqReward(RewardFunction):
         self.model, self.ids, self.extraction, self.soft = model, ids, extraction, soft
         self.r_pos, self.r_neg, self.length_norm, self.pos_cap = r_pos, r_neg, length_norm, pos_cap
         self.batch_size, self.max_rewrite_tokens = batch_size, max_rewrite_tokens
+        self.aligned_positions = aligned_positions
 
     @torch.no_grad()
     def keep_statistics(self, prompts: list[list[int]], responses: list[list[int]]) -> dict[str, torch.Tensor]:
@@ -101,10 +109,15 @@ class Seq2seqReward(RewardFunction):
         eos_agree, p_eos = torch.zeros(len(responses)), torch.zeros(len(responses))
         device = next(self.model.parameters()).device
         for start in range(0, len(prompts), self.batch_size):
-            rows = [rewrite_example(p, r, r, self.ids)["input_ids"] for p, r in
-                    zip(prompts[start:start + self.batch_size], responses[start:start + self.batch_size], strict=True)]
+            examples = [rewrite_example(p, r, r, self.ids, self.aligned_positions) for p, r in
+                        zip(prompts[start:start + self.batch_size], responses[start:start + self.batch_size],
+                            strict=True)]
+            rows = [e["input_ids"] for e in examples]
             input_ids, mask = right_pad(rows, self.ids.pad)
-            logprobs = self.model(input_ids=input_ids.to(device), attention_mask=mask.to(device)).logits.float()
+            position_ids = right_pad([e["position_ids"] for e in examples], 0)[0].to(device) \
+                if self.aligned_positions else None
+            logprobs = self.model(input_ids=input_ids.to(device), attention_mask=mask.to(device),
+                                  position_ids=position_ids).logits.float()
             logprobs = logprobs.log_softmax(-1).cpu()
             for j, row in enumerate(rows):
                 b, response = start + j, responses[start + j]
@@ -121,9 +134,11 @@ class Seq2seqReward(RewardFunction):
     def rewrites(self, prompts: list[list[int]], responses: list[list[int]]) -> list[list[int]]:
         """The RM's greedy rewrite of each response."""
         contexts = [rewrite_context(p, r, self.ids) for p, r in zip(prompts, responses, strict=True)]
-        longest = max([0, *map(len, responses)])
-        return generate_continuations(self.model, contexts, self.ids, max(self.max_rewrite_tokens, longest + 8),
-                                      batch_size=self.batch_size)
+        max_new_tokens = max(self.max_rewrite_tokens, max([0, *map(len, responses)]) + 8)
+        if self.aligned_positions:
+            positions = [rewrite_positions(len(p), len(r), 0)[:-1] for p, r in zip(prompts, responses, strict=True)]
+            return greedy_continuations_at(self.model, contexts, positions, self.ids, max_new_tokens, self.batch_size)
+        return generate_continuations(self.model, contexts, self.ids, max_new_tokens, batch_size=self.batch_size)
 
     def token_rewards(self, prompts: list[list[int]], responses: list[list[int]]) -> torch.Tensor:
         mask = response_mask(responses)
