@@ -58,8 +58,13 @@ def main() -> None:
     lm = gpt2_from_scratch(tokenizer, **backbone).eval()
     scorers = {"scalar": scalar}
     for rule in ("prefix", "per_token", "decode"):
-        scorers[rule] = Seq2seqReward(lm, ids, extraction=rule, batch_size=args.batch, max_rewrite_tokens=0)
-    scorers["prefix (soft)"] = Seq2seqReward(lm, ids, extraction="prefix", soft=True, batch_size=args.batch)
+        scorers[rule] = Seq2seqReward(lm, ids, extraction=rule, batch_size=args.batch, max_rewrite_tokens=0,
+                                      aligned_positions=True)  # the default layout
+    scorers["prefix (soft)"] = Seq2seqReward(lm, ids, extraction="prefix", soft=True, batch_size=args.batch,
+                                             aligned_positions=True)
+    # the plain layout decodes with transformers' generate instead of the positioned loop
+    scorers["decode (plain positions)"] = Seq2seqReward(lm, ids, extraction="decode", batch_size=args.batch,
+                                                        max_rewrite_tokens=0)
 
     seconds = {name: best_time(lambda s=s: s.token_rewards(prompts, responses), args.repeats)
                for name, s in scorers.items()}

@@ -114,10 +114,10 @@ class Seq2seqReward(RewardFunction):
                             strict=True)]
             rows = [e["input_ids"] for e in examples]
             input_ids, mask = right_pad(rows, self.ids.pad)
-            position_ids = right_pad([e["position_ids"] for e in examples], 0)[0].to(device) \
-                if self.aligned_positions else None
+            positioned = {"position_ids": right_pad([e["position_ids"] for e in examples], 0)[0].to(device)} \
+                if self.aligned_positions else {}
             logprobs = self.model(input_ids=input_ids.to(device), attention_mask=mask.to(device),
-                                  position_ids=position_ids).logits.float()
+                                  **positioned).logits.float()
             logprobs = logprobs.log_softmax(-1).cpu()
             for j, row in enumerate(rows):
                 b, response = start + j, responses[start + j]
