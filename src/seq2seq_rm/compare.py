@@ -221,13 +221,17 @@ def plot_all(runs: list[Run], rates: pd.DataFrame, out: Path) -> list[Path]:
         fig.savefig(paths[-1], dpi=120)
         plt.close(fig)
 
-        fig, ax = plt.subplots(figsize=(7, 4))
+        curves = []
         for r in (r for r in runs if r.results["task"] == task):
             log = r.folder / "logs" / "ppo" / "metrics.csv"
             if log.is_file() and "ppo/train/gold_utility" in pd.read_csv(log, nrows=0).columns:
-                curve = pd.read_csv(log).dropna(subset=["ppo/train/gold_utility"])
-                ax.plot(curve["ppo/train/kl"], curve["ppo/train/gold_utility"], alpha=0.7,
-                        label=f"{r.arm} seed {r.results['seed']}")
+                curves.append((r, pd.read_csv(log).dropna(subset=["ppo/train/gold_utility"])))
+        if not curves:  # no gold judge to monitor PPO with (real data)
+            continue
+        fig, ax = plt.subplots(figsize=(7, 4))
+        for r, curve in curves:
+            ax.plot(curve["ppo/train/kl"], curve["ppo/train/gold_utility"], alpha=0.7,
+                    label=f"{r.arm} seed {r.results['seed']}")
         ax.set_xlabel("KL(policy || SFT) per response")
         ax.set_ylabel("gold utility of rollouts")
         ax.set_title(f"{task}: gold utility against KL during PPO")
@@ -261,7 +265,8 @@ def main(argv: list[str] | None = None) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title="Head-to-head win rates under the gold judge (ties count 1/2; 95% bootstrap CI)")
+    table = Table(title="Head-to-head win rates under the gold judge (real data: the runs' eval judge; ties count 1/2; "
+                        "95% bootstrap CI)")
     for column in ("task", "matchup", "prompt kind", "win rate", "95% CI", "n", "seeds"):
         table.add_column(column)
     for row in rates.itertuples():

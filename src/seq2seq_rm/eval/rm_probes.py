@@ -129,6 +129,10 @@ def probe_warnings(task_name: str, probes: dict[str, float]) -> list[str]:
     if task_name == "safety" and rewritten is not None and rewritten < 0.5:
         warnings.append(f"seq2seq RM rewrites only {rewritten:.0%} of refusals of benign prompts: RL is likely "
                         "to keep or grow over-refusal")
+    correlation = probes.get("length_correlation")
+    if correlation is not None and abs(correlation) > 0.8:
+        direction = "lengthen responses" if correlation > 0 else "shorten responses, down to nothing"
+        warnings.append(f"RM reward correlates {correlation:+.2f} with response length: RL is likely to {direction}")
     if task_name == "summarization":
         for name in ("padded", "repetitive"):
             share = probes.get(f"{name}_above_gold")
