@@ -58,11 +58,12 @@ def test_hh_splits_shared_prefix_into_prompt_and_last_turns(tmp_path):
 def test_hh_bad_rows_are_counted_or_stop_at_the_row(tmp_path):
     differ = {"chosen": "\n\nHuman: a\n\nAssistant: b\n\nHuman: c\n\nAssistant: d",
               "rejected": "\n\nHuman: X\n\nAssistant: b\n\nHuman: c\n\nAssistant: e"}
-    rows = [hh_row(0), {"chosen": "\n\nHuman: hi", "rejected": "\n\nHuman: hi there"}, differ, hh_row(1)]
+    rows = [hh_row(0), {"chosen": "\n\nHuman: hi", "rejected": "\n\nHuman: hi there"}, differ,
+            *[hh_row(i) for i in range(1, 11)]]
     path = write_jsonl(tmp_path / "train.jsonl", rows)
     stats = HHTask(path=str(path), **SPLITS).generate().stats
     assert stats["task/bad/no_assistant_turn"] == 1 and stats["task/bad/dialogues_differ_before_last_turn"] == 1
-    assert stats["task/pairs"] == 2
+    assert stats["task/pairs"] == 11
     with pytest.raises(ValueError, match=r"train\.jsonl:2: no_assistant_turn"):
         HHTask(path=str(path), on_bad_pair="error", **SPLITS).generate()
 
@@ -88,8 +89,8 @@ def test_split_last_assistant_turn():
 
 def test_folder_source_picks_the_split_files(tmp_path):
     write_jsonl(tmp_path / "train.jsonl", [hh_row(i) for i in range(10)])
-    write_jsonl(tmp_path / "test.jsonl", [hh_row(i) for i in range(100, 103)])
-    assert HHTask(path=str(tmp_path), split="test", **SPLITS).generate().stats["task/rows"] == 3
+    write_jsonl(tmp_path / "test.jsonl", [hh_row(i) for i in range(100, 110)])
+    assert HHTask(path=str(tmp_path), split="test", **SPLITS).generate().stats["task/rows"] == 10
     with pytest.raises(FileNotFoundError, match="neither a file nor a folder"):
         HHTask(path=str(tmp_path / "missing"), **SPLITS).generate()
 
@@ -162,3 +163,9 @@ def test_real_tasks_have_no_gold_judge(tmp_path):
     assert not task.has_gold_judge
     with pytest.raises(NotImplementedError, match="judge=rm or judge=api"):
         task.judge("p", "r")
+
+
+def test_too_few_pairs_for_the_splits_fail_clearly(tmp_path):
+    path = write_jsonl(tmp_path / "train.jsonl", [hh_row(0), hh_row(1)])
+    with pytest.raises(ValueError, match=r"2 usable pairs leave the .* split\(s\) empty"):
+        HHTask(path=str(path), **SPLITS).generate()

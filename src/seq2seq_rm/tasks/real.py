@@ -138,6 +138,11 @@ class RealTask:
             raise ValueError(f"task {self.name}: no usable preference pairs in {self.path or self.hub_name} "
                              f"({dict(counts)})")
         split = self._split(pairs)
+        empty = [name for name, part in (("train", split.train), ("val", split.val), ("test", split.test_prompts))
+                 if not part]
+        if empty:
+            raise ValueError(f"task {self.name}: {len(pairs)} usable pairs leave the {'/'.join(empty)} split(s) "
+                             "empty; use more data or larger task.val_fraction / test_fraction")
         demos = self.demonstrations()
         if demos is None:
             sft_train = [Demonstration(p.prompt, p.chosen) for p in split.train]
