@@ -82,11 +82,11 @@ def test_offline_hub_load_asks_for_a_local_path(tmp_path):
 def test_hh_smoke_with_smollm2_trains_and_generates(tmp_path):
     pytest.importorskip("gguf")
     proc = run_cli("experiment=hh_smoke", f"task.path={HH_SAMPLE}", "model=smollm2_135m", "rm=seq2seq",
-                   "task.max_pairs=200", "sft.max_steps=4", "sft.val_check_interval=2", "sft.batch_size=4",
+                   "task.max_pairs=60", "sft.max_steps=4", "sft.val_check_interval=2", "sft.batch_size=4",
                    "sft.n_eval_prompts=2", "rm.epochs=1", "rm.batch_size=4", "judge.train.epochs=1",
                    "judge.train.batch_size=4", "ppo.iterations=1", "ppo.module.prompts_per_iteration=2",
                    "ppo.module.max_new_tokens=16", "ppo.n_eval_prompts=2", "eval.n_prompts=4",
-                   "eval.max_new_tokens=16", "rm.n_probe_prompts=8", cwd=tmp_path)
+                   "eval.max_new_tokens=16", "rm.n_probe_prompts=8", cwd=tmp_path, timeout=2400)
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = results_of(tmp_path)
     assert results["sft/val/loss"] > 0 and "eval/win_rate_vs_sft" in results

@@ -11,9 +11,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run_cli(*overrides: str, cwd: Path) -> subprocess.CompletedProcess:
+def run_cli(*overrides: str, cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "seq2seq_rm.run", *overrides], cwd=cwd, capture_output=True,
-                          text=True, timeout=300)
+                          text=True, timeout=timeout)
 
 
 def results_of(cwd: Path) -> dict:
