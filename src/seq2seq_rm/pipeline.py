@@ -203,12 +203,12 @@ def run_rm(ctx: Context) -> dict[str, float]:
         if rm_type == "scalar":
             metrics.update(_probe(ctx, reward, "scalar"))
             save_scalar_head(model, work_dir)
+            ctx.tokenizer.save_pretrained(work_dir)
         else:
             for rule in ("prefix", "per_token", "decode"):  # every rule, so that each one's length bias shows
                 options = OmegaConf.merge(cfg.rm.reward, {"extraction": rule, "soft": False})
                 metrics.update(_probe(ctx, seq2seq_reward(model, ctx.tokenizer, options), rule))
-            save_backbone(model, ctx.tokenizer, work_dir)
-        ctx.tokenizer.save_pretrained(work_dir)
+            save_backbone(model, ctx.tokenizer, work_dir)  # weights and tokenizer
         write_rm_type(work_dir, rm_type)
         ctx.reward = reward
         return metrics
