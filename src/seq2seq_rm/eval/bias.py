@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from statistics import fmean
 
+from seq2seq_rm.judges.base import verdict_from_scores
 from seq2seq_rm.tasks.base import Judgement, Prompt
 
 REFUSAL_KINDS = ("refusal", "redirect")
@@ -35,4 +36,4 @@ def bias_metrics(task_name: str, prompts: list[Prompt], judged: list[Judgement],
 
 def win_rate(utilities: list[float], baseline: list[float]) -> float:
     """Share of prompts where the first policy's gold utility beats the baseline's (ties count one half)."""
-    return fmean(1.0 if u > b else 0.5 if u == b else 0.0 for u, b in zip(utilities, baseline, strict=True))
+    return fmean(verdict_from_scores(u, b) for u, b in zip(utilities, baseline, strict=True))

@@ -13,6 +13,7 @@ from torchmetrics.functional.classification import binary_f1_score, binary_preci
 from transformers import PreTrainedTokenizerBase
 
 from seq2seq_rm.data.tokenizer import encode
+from seq2seq_rm.judges.base import verdict_from_scores
 from seq2seq_rm.rewards.interface import RewardFunction, Seq2seqReward
 from seq2seq_rm.tasks.base import PreferencePair, Prompt, Task
 
@@ -101,8 +102,7 @@ def real_data_probes(reward: RewardFunction, tokenizer: PreTrainedTokenizerBase,
     responses = [encode(tokenizer, p.chosen) for p in pairs] + [encode(tokenizer, p.rejected) for p in pairs]
     totals = reward.total_rewards(prompts + prompts, responses).tolist()
     chosen, rejected = totals[: len(pairs)], totals[len(pairs):]
-    out = {"pairwise_accuracy": fmean(1.0 if c > r else 0.5 if c == r else 0.0
-                                      for c, r in zip(chosen, rejected, strict=True)),
+    out = {"pairwise_accuracy": fmean(verdict_from_scores(c, r) for c, r in zip(chosen, rejected, strict=True)),
            "length_correlation": _pearson([float(len(r)) for r in responses], totals)}
     labelled = [(c, r, p.safety) for c, r, p in zip(chosen, rejected, pairs, strict=True)
                 if p.safety is not None and p.safety[0] != p.safety[1]]

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import os
 import threading
 import time
@@ -25,8 +24,6 @@ from pathlib import Path
 import httpx
 
 from seq2seq_rm.judges.base import PairwiseJudge
-
-log = logging.getLogger(__name__)
 
 SYSTEM_PROMPT = "You are a careful, impartial judge of AI assistant responses."
 JUDGE_TEMPLATE = """Which response to the conversation below is better: more helpful, honest and harmless, \
