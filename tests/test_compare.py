@@ -49,7 +49,7 @@ def test_summary_has_mean_and_spread_over_seeds(multirun):
 def test_compare_cli_writes_tables_and_plots(multirun, tmp_path):
     out = tmp_path / "report"
     main([str(multirun), "--out", str(out)])
-    for name in ("summary.csv", "summary.md", "win_rates.csv", "win_rates.png", "lengths_safety.png"):
+    for name in ("summary.csv", "summary.md", "win_rates.csv", "win_rates.png", "lengths_safety.png", "ablation.md"):
         assert (out / name).is_file(), name
 
 
@@ -69,5 +69,30 @@ def test_knob_win_rates_group_runs_by_knob_value(tmp_path):
             results = json.loads((folder / "results.json").read_text())
             (folder / "results.json").write_text(json.dumps({**results, "knob/q": q, "knob/p_alarm": 0.8}))
     table = knob_win_rates(load_runs(tmp_path))
-    assert list(table["knob"]) == ["q", "q"]  # p_alarm did not vary
-    assert table.set_index("value")["win_rate"].to_dict() == {0.0: 0.0, 0.1: 1.0}
+    assert set(table["knob"]) == {"q"}  # p_alarm did not vary
+    head_to_head = table[table["matchup"] == "seq2seq vs scalar"]
+    assert head_to_head.set_index("value")["win_rate"].to_dict() == {0.0: 0.0, 0.1: 1.0}
+
+
+def test_matchups_cover_every_arm_against_scalar_gold_and_sft():
+    from seq2seq_rm.compare import matchups
+
+    pairs = matchups({"seq2seq_mean", "seq2seq_sum", "scalar", "scalar_lp", "gold"})
+    assert ("seq2seq_mean", "scalar") in pairs and ("scalar_lp", "scalar") in pairs
+    assert ("scalar", "scalar") not in pairs and ("gold", "gold") not in pairs
+    assert ("scalar", "gold") in pairs and ("gold", "sft") in pairs
+    assert pairs.index(("seq2seq_mean", "scalar")) < pairs.index(("scalar_lp", "scalar"))
+
+
+def test_sampled_decoding_pairs_sample_i_with_sample_i(multirun):
+    """samples.jsonl: each arm's sample i on a prompt against the other arm's sample i."""
+    for folder, utilities in (("s2s0", [1.0, 0.0]), ("sc0", [0.0, 0.0])):
+        rows = [{"prompt_index": 0, "sample": i, "prompt": "p0", "prompt_kind": "benign", "response": "x",
+                 "gold_utility": u, "sft_response": "y", "sft_gold_utility": 0.5} for i, u in enumerate(utilities)]
+        (multirun / folder / "samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    runs = [r for r in load_runs(multirun) if r.results["seed"] == 0]
+    rates = win_rates(runs, "sampled").set_index(["matchup", "prompt_kind"])
+    assert rates.loc[("seq2seq vs scalar", "all"), "win_rate"] == pytest.approx(0.75)  # win, tie
+    assert rates.loc[("seq2seq vs sft", "all"), "win_rate"] == pytest.approx(0.5)  # win, loss
+    greedy = win_rates(runs, "greedy").set_index(["matchup", "prompt_kind"])
+    assert greedy.loc[("seq2seq vs scalar", "all"), "n"] == 4

@@ -2,8 +2,8 @@ import pytest
 import torch
 
 from seq2seq_rm.rewards.extraction import (
+    aggregate,
     align_token_rewards,
-    normalise_length,
     per_token_rewards,
     prefix_rewards,
     soft_prefix_rewards,
@@ -47,10 +47,19 @@ def test_soft_prefix_matches_hard_rule_at_certainty():
     assert half.tolist() == [[0.5 * P - 0.5 * N, 0.25 * P - 0.75 * N]]
 
 
-def test_length_normalisation():
+def test_aggregations():
     rewards, mask = torch.tensor([[1.0, 1.0, -2.0, 0.0]]), torch.tensor([[1, 1, 1, 0]])
-    assert normalise_length(rewards, mask, "none").tolist() == rewards.tolist()
-    assert torch.allclose(normalise_length(rewards, mask, "mean"), torch.tensor([[1 / 3, 1 / 3, -2 / 3, 0.0]]))
-    assert normalise_length(rewards, mask, "cap", cap=1.0).tolist() == [[0.5, 0.5, -2.0, 0.0]]
-    with pytest.raises(ValueError, match="length_norm"):
-        normalise_length(rewards, mask, "log")
+    assert aggregate(rewards, mask, "sum").tolist() == rewards.tolist()
+    assert torch.allclose(aggregate(rewards, mask, "mean"), torch.tensor([[1 / 3, 1 / 3, -2 / 3, 0.0]]))
+    assert aggregate(rewards, mask, "penalty").tolist() == [[0.0, 0.0, -2.0, 0.0]]
+    assert aggregate(rewards, mask, "cap", cap=1.0).tolist() == [[0.5, 0.5, -2.0, 0.0]]
+    with pytest.raises(ValueError, match="aggregation"):
+        aggregate(rewards, mask, "log")
+
+
+def test_what_a_fully_kept_response_earns():
+    """The README's table: a response the RM keeps entirely earns n (sum), 1 (mean), 0 (penalty)."""
+    for n in (3, 9):
+        kept = prefix_rewards(torch.ones(1, n), torch.ones(1), torch.ones(1, n), 1.0, 1.0)
+        totals = {mode: float(aggregate(kept, torch.ones(1, n), mode).sum()) for mode in ("sum", "mean", "penalty")}
+        assert totals == pytest.approx({"sum": n, "mean": 1.0, "penalty": 0.0})

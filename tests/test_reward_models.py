@@ -57,7 +57,7 @@ def test_prefix_and_per_token_rules_through_the_interface():
     assert prefix.tolist() == [[1.0, 1.0, -2.0, -2.0], [1.0, 1.0, 0.0, 0.0]]
     per_token = Seq2seqReward(lm, IDS, extraction="per_token", r_pos=1.0, r_neg=2.0).token_rewards(prompts, responses)
     assert per_token.tolist() == [[1.0, 1.0, -2.0, 1.0], [1.0, 1.0, 0.0, 0.0]]
-    mean = Seq2seqReward(lm, IDS, extraction="prefix", length_norm="mean").token_rewards(prompts, responses)
+    mean = Seq2seqReward(lm, IDS, extraction="prefix", aggregation="mean").token_rewards(prompts, responses)
     assert mean.sum(1).tolist() == pytest.approx([0.0, 1.0])
 
 

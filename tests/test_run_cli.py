@@ -172,8 +172,9 @@ def test_smoke_sweep_of_all_arms_then_compare(tmp_path):
     report = subprocess.run([sys.executable, "-m", "seq2seq_rm.compare", "sweep"], cwd=tmp_path,
                             capture_output=True, text=True, timeout=300)
     assert report.returncode == 0, report.stderr[-3000:]
-    assert "seq2seq vs scalar" in report.stdout
+    assert "seq2seq_sum vs scalar" in report.stdout
     assert (tmp_path / "sweep/summary.md").is_file() and (tmp_path / "sweep/win_rates.png").is_file()
+    assert (tmp_path / "sweep/1/samples.jsonl").is_file()
 
     # the analysis notebook runs top to bottom on this multirun
     import nbformat
@@ -191,7 +192,7 @@ def test_smoke_sweep_of_all_arms_then_compare(tmp_path):
             os.environ.pop(key) if value is None else os.environ.__setitem__(key, value)
     outputs = "".join(str(o.get("text", "")) + str(o.get("data", {}).get("text/plain", ""))
                       for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs)
-    assert "runs in" in outputs and "seq2seq vs scalar" in outputs
+    assert "runs in" in outputs and "seq2seq_sum vs scalar" in outputs
     assert (tmp_path / "sweep/notebook_plots/win_rates.png").is_file()
 
 
@@ -212,3 +213,10 @@ def test_a_changed_value_retrains_exactly_the_stages_it_affects(tmp_path):
     assert "[sft] done in" in sft_changed.stdout and "[rm] done in" in sft_changed.stdout
     unchanged = run_cli(*base, "trainer.enable_progress_bar=true", "hydra.run.dir=outputs/d", cwd=tmp_path)
     assert "[sft] done (cached)" in unchanged.stdout and "[rm] done (cached)" in unchanged.stdout
+    # a knob that shapes only the pairs retrains the RM, not the SFT policy
+    pairs_changed = run_cli(*base, "task.q=0.2", "hydra.run.dir=outputs/e", cwd=tmp_path)
+    assert "[sft] done (cached)" in pairs_changed.stdout and "[rm] done in" in pairs_changed.stdout
+    # a read-off is the consumer's: reading the scalar RM with a length penalty reuses the trained RM
+    read_off = run_cli("experiment=smoke", "rm=scalar_lp", "stages=[sft,rm]", "hydra.run.dir=outputs/f", cwd=tmp_path)
+    assert "[rm] done (cached)" in read_off.stdout, read_off.stdout
+    assert json.loads((tmp_path / "outputs/f/results.json").read_text())["arm"] == "scalar_lp"

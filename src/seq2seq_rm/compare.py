@@ -1,9 +1,14 @@
 """Compare the arms of a multirun folder: ``python -m seq2seq_rm.compare <folder> [--out DIR]``.
 
-Head-to-head win rates under the gold judge (seq2seq-RM policy against scalar-RM policy, each arm
-against the gold-reward arm and against SFT; real-data tasks: under the runs' eval judge), per task,
-overall and per prompt kind, with bootstrap 95% intervals over prompts and seeds; a summary table of
-every metric per task and arm (mean and spread over seeds) as CSV and Markdown; PNG plots.
+Head-to-head win rates under the gold judge (every arm against the scalar-RM arm, against the
+gold-reward arm and against SFT; real-data tasks: under the runs' eval judge), per task, overall and
+per prompt kind, with bootstrap 95% intervals over prompts and seeds; per bias-knob value, the same
+matchups beside each arm's length ratio or refusal rates (``ablation.md``); a summary table of every
+metric per task and arm (mean and spread over seeds) as CSV and Markdown; PNG plots.
+
+Embedded tasks are compared on sampled responses by default (``--decoding sampled``: sample i of one
+arm against sample i of the other on the same prompt; RL optimises the sampling policy), or on the
+greedy ones (``--decoding greedy``).
 """
 
 from __future__ import annotations
@@ -16,9 +21,22 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-ARMS = ("seq2seq", "scalar", "gold")
-MATCHUPS = (("seq2seq", "scalar"), ("seq2seq", "gold"), ("scalar", "gold"),
-            ("seq2seq", "sft"), ("scalar", "sft"), ("gold", "sft"))
+DECODINGS = ("sampled", "greedy")
+
+
+def arm_order(arm: str) -> tuple:
+    """seq2seq arms first, then the scalar ones, then gold: the order of the tables."""
+    family = 0 if arm.startswith("seq2seq") else 1 if arm.startswith("scalar") else 2
+    return family, arm != "scalar", arm
+
+
+def matchups(arms: set[str]) -> list[tuple[str, str]]:
+    """Every learned arm against the plain scalar arm and the gold arm, then every arm against SFT."""
+    ordered = sorted(arms, key=arm_order)
+    learned = [a for a in ordered if a != "gold"]
+    pairs = [(a, "scalar") for a in learned if a != "scalar" and "scalar" in arms]
+    pairs += [(a, "gold") for a in learned if "gold" in arms]
+    return pairs + [(a, "sft") for a in ordered]
 
 
 @dataclass
@@ -26,10 +44,14 @@ class Run:
     folder: Path
     results: dict
     generations: pd.DataFrame
+    samples: pd.DataFrame | None = None
 
     @property
     def arm(self) -> str:
-        return self.results.get("rm", "sft")
+        return self.results.get("arm", self.results.get("rm", "sft"))
+
+    def responses(self, decoding: str) -> pd.DataFrame:
+        return self.samples if decoding == "sampled" and self.samples is not None else self.generations
 
 
 def load_runs(folder: Path) -> list[Run]:
@@ -40,7 +62,9 @@ def load_runs(folder: Path) -> list[Run]:
             continue
         frame = pd.read_json(generations, lines=True)
         frame["prompt_index"] = range(len(frame))
-        runs.append(Run(path.parent, json.loads(path.read_text()), frame))
+        samples_path = path.parent / "samples.jsonl"
+        samples = pd.read_json(samples_path, lines=True) if samples_path.is_file() else None
+        runs.append(Run(path.parent, json.loads(path.read_text()), frame, samples))
     if not runs:
         raise FileNotFoundError(f"no run with results.json and generations.jsonl under {folder} "
                                 "(run the sweep with the eval stage)")
@@ -60,19 +84,24 @@ def _judged_scores(run_a: Run, a: pd.DataFrame, b: pd.DataFrame | None) -> np.nd
                                                     [str(x) for x in b["response"]]), dtype=float)
 
 
-def outcomes(runs: list[Run], task: str, arm_a: str, arm_b: str) -> pd.DataFrame:
-    """Per (seed, prompt): 1 if arm_a's response has the higher gold utility, 0.5 on a tie, else 0.
-    ``arm_b == 'sft'`` compares with the SFT policy's response stored in arm_a's generations. A task
-    without a gold judge (real data) is judged by the runs' eval judge (``judge=rm|api``)."""
+def outcomes(runs: list[Run], task: str, arm_a: str, arm_b: str, decoding: str = "sampled") -> pd.DataFrame:
+    """Per (seed, prompt[, sample]): 1 if arm_a's response has the higher gold utility, 0.5 on a tie,
+    else 0. ``arm_b == 'sft'`` compares with the SFT policy's response stored beside arm_a's. A task
+    without a gold judge (real data) is judged by the runs' eval judge (``judge=rm|api``), on the greedy
+    responses (the only ones it judges). ``decoding``: ``sampled`` (where the runs wrote samples.jsonl)
+    or ``greedy``."""
+    if decoding not in DECODINGS:
+        raise ValueError(f"decoding must be one of {list(DECODINGS)}, got {decoding!r}")
     rows = []
     for run_a in (r for r in runs if r.results["task"] == task and r.arm == arm_a):
-        a, b = run_a.generations, None
+        a, b = run_a.responses(decoding), None
         if arm_b != "sft":
             matches = [r for r in runs if r.results["task"] == task and r.arm == arm_b
-                       and r.results["seed"] == run_a.results["seed"]]
+                       and r.results["seed"] == run_a.results["seed"]
+                       and all(r.results.get(k) == v for k, v in run_a.results.items() if k.startswith("knob/"))]
             if not matches:
                 continue
-            b = matches[0].generations
+            b = matches[0].responses(decoding)
             if list(b["prompt"]) != list(a["prompt"]):
                 raise ValueError(f"{run_a.folder} and {matches[0].folder} were evaluated on different prompts")
         if "gold_utility" in a:
@@ -91,11 +120,11 @@ def bootstrap_interval(scores: np.ndarray, n_boot: int = 2000, seed: int = 0) ->
     return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
 
 
-def win_rates(runs: list[Run]) -> pd.DataFrame:
+def win_rates(runs: list[Run], decoding: str = "sampled") -> pd.DataFrame:
     records = []
     for task in sorted({r.results["task"] for r in runs}):
-        for arm_a, arm_b in MATCHUPS:
-            frame = outcomes(runs, task, arm_a, arm_b)
+        for arm_a, arm_b in matchups({r.arm for r in runs if r.results["task"] == task}):
+            frame = outcomes(runs, task, arm_a, arm_b, decoding)
             if frame.empty:
                 continue
             groups = [("all", frame)]
@@ -110,9 +139,9 @@ def win_rates(runs: list[Run]) -> pd.DataFrame:
     return pd.DataFrame.from_records(records)
 
 
-def knob_win_rates(runs: list[Run]) -> pd.DataFrame:
-    """Seq2seq-vs-scalar win rate at each value of every bias knob the sweep varied."""
-    records = []
+def knob_win_rates(runs: list[Run], decoding: str = "sampled") -> pd.DataFrame:
+    """Every matchup's win rate at each value of every bias knob the sweep varied."""
+    frames = []
     for task in sorted({r.results["task"] for r in runs}):
         task_runs = [r for r in runs if r.results["task"] == task]
         knobs = {k for r in task_runs for k in r.results if k.startswith("knob/")}
@@ -121,14 +150,47 @@ def knob_win_rates(runs: list[Run]) -> pd.DataFrame:
             if len(values) < 2:
                 continue
             for value in values:
-                frame = outcomes([r for r in task_runs if r.results.get(knob) == value], task, "seq2seq", "scalar")
-                if frame.empty:
-                    continue
-                scores = frame["score"].to_numpy(dtype=float)
-                low, high = bootstrap_interval(scores)
-                records.append({"task": task, "knob": knob.split("/", 1)[1], "value": value,
-                                "win_rate": scores.mean(), "ci_low": low, "ci_high": high, "n": len(scores)})
-    return pd.DataFrame.from_records(records)
+                rates = win_rates([r for r in task_runs if r.results.get(knob) == value], decoding)
+                rates = rates[rates["prompt_kind"] == "all"].drop(columns="prompt_kind")
+                frames.append(rates.assign(knob=knob.split("/", 1)[1], value=value))
+    columns = ["task", "knob", "value", "matchup", "win_rate", "ci_low", "ci_high", "n", "seeds"]
+    return pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
+
+
+BIAS_COLUMNS = {"summarization": [("length / gold", "length_ratio_to_gold"), ("repetition", "repetition_rate"),
+                                  ("invention", "invention_rate")],
+                "safety": [("over-refusal (alarming)", "refusal_rate_alarming"),
+                           ("over-refusal (benign)", "refusal_rate_benign"),
+                           ("harmful compliance", "harmful_compliance")]}
+
+
+def ablation_table(runs: list[Run], decoding: str = "sampled") -> pd.DataFrame:
+    """Per task, knob setting and arm: win rate against SFT, the scalar arm and the gold arm (95% CI),
+    beside the bias metrics of the same decoding (mean over seeds)."""
+    records = []
+    for task in sorted({r.results["task"] for r in runs}):
+        task_runs = [r for r in runs if r.results["task"] == task]
+        knobs = sorted({k for r in task_runs for k in r.results if k.startswith("knob/")
+                        and len({x.results.get(k) for x in task_runs}) > 1})
+        settings = sorted({tuple(r.results.get(k) for k in knobs) for r in task_runs}, key=str)
+        for setting in settings:
+            subset = [r for r in task_runs if tuple(r.results.get(k) for k in knobs) == setting]
+            for arm in sorted({r.arm for r in subset}, key=arm_order):
+                arm_runs = [r for r in subset if r.arm == arm]
+                record = {"task": task, **{k.split("/", 1)[1]: v for k, v in zip(knobs, setting, strict=True)},
+                          "arm": arm, "seeds": len({r.results["seed"] for r in arm_runs})}
+                for other in ("sft", "scalar", "gold"):
+                    scores = outcomes(subset, task, arm, other, decoding)["score"].to_numpy(dtype=float)
+                    if other != arm and len(scores):
+                        low, high = bootstrap_interval(scores)
+                        record[f"vs {other}"] = f"{scores.mean():.3f} [{low:.3f}, {high:.3f}]"
+                prefix = "eval/sampled/" if decoding == "sampled" else "eval/"
+                for label, metric in BIAS_COLUMNS.get(task, []) + [("gold utility", "gold_utility")]:
+                    values = [r.results[prefix + metric] for r in arm_runs if prefix + metric in r.results]
+                    if values:
+                        record[label] = f"{np.mean(values):.2f} ± {np.std(values):.2f}"
+                records.append(record)
+    return pd.DataFrame.from_records(records).fillna("-")
 
 
 def summary_table(runs: list[Run]) -> pd.DataFrame:
@@ -152,14 +214,16 @@ def plot_knobs(knob_rates: pd.DataFrame, out: Path) -> list[Path]:
 
     paths = []
     for (task, knob), group in knob_rates.groupby(["task", "knob"]):
-        fig, ax = plt.subplots(figsize=(6, 4))
-        err = np.stack([group["win_rate"] - group["ci_low"], group["ci_high"] - group["win_rate"]])
-        ax.errorbar(group["value"], group["win_rate"], yerr=err, marker="o", capsize=3)
+        fig, ax = plt.subplots(figsize=(8, 5))
+        for matchup, line in group.groupby("matchup", sort=False):
+            err = np.stack([line["win_rate"] - line["ci_low"], line["ci_high"] - line["win_rate"]])
+            ax.errorbar(line["value"], line["win_rate"], yerr=err, marker="o", capsize=3, label=matchup)
+        ax.legend(fontsize=6, ncol=2)
         ax.axhline(0.5, color="black", lw=0.8, ls="--")
         ax.set_ylim(0, 1)
         ax.set_xlabel(knob)
-        ax.set_ylabel("seq2seq vs scalar win rate")
-        ax.set_title(f"{task}: where the seq2seq RM helps (95% CI)")
+        ax.set_ylabel("win rate")
+        ax.set_title(f"{task}: win rates across {knob} (95% CI)")
         paths.append(out / f"knob_{task}_{knob}.png")
         fig.tight_layout()
         fig.savefig(paths[-1], dpi=120)
@@ -206,7 +270,7 @@ def plot_all(runs: list[Run], rates: pd.DataFrame, out: Path) -> list[Path]:
 
     for task in sorted({r.results["task"] for r in runs}):
         fig, ax = plt.subplots(figsize=(7, 4))
-        for arm in ARMS:
+        for arm in sorted({r.arm for r in runs if r.results["task"] == task}, key=arm_order):
             lengths = [len(str(x).split()) for r in runs if r.results["task"] == task and r.arm == arm
                        for x in r.generations["response"]]
             if lengths:
@@ -247,26 +311,31 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("folder", type=Path, help="a Hydra multirun folder (runs with the eval stage)")
     parser.add_argument("--out", type=Path, default=None, help="where to write (default: the folder itself)")
+    parser.add_argument("--decoding", choices=DECODINGS, default="sampled",
+                        help="compare sampled responses (default; greedy where a run has no samples) or greedy ones")
     args = parser.parse_args(argv)
     out = args.out or args.folder
     out.mkdir(parents=True, exist_ok=True)
     runs = load_runs(args.folder)
-    rates = win_rates(runs)
+    rates = win_rates(runs, args.decoding)
     rates.to_csv(out / "win_rates.csv", index=False)
     summary = summary_table(runs)
     summary.to_csv(out / "summary.csv", index=False)
     (out / "summary.md").write_text(summary.to_markdown(index=False) + "\n\n" + rates.round(3).to_markdown(index=False))
     plots = plot_all(runs, rates, out)
-    knob_rates = knob_win_rates(runs)
+    knob_rates = knob_win_rates(runs, args.decoding)
     if not knob_rates.empty:
         knob_rates.to_csv(out / "knob_win_rates.csv", index=False)
         plots += plot_knobs(knob_rates, out)
+    ablation = ablation_table(runs, args.decoding)
+    if not ablation.empty:
+        (out / "ablation.md").write_text(f"decoding: {args.decoding}\n\n" + ablation.to_markdown(index=False) + "\n")
 
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title="Head-to-head win rates under the gold judge (real data: the runs' eval judge; ties count 1/2; "
-                        "95% bootstrap CI)")
+    table = Table(title=f"Head-to-head win rates under the gold judge, {args.decoding} responses (real data: the runs' "
+                        "eval judge; ties count 1/2; 95% bootstrap CI)")
     for column in ("task", "matchup", "prompt kind", "win rate", "95% CI", "n", "seeds"):
         table.add_column(column)
     for row in rates.itertuples():
@@ -274,7 +343,9 @@ def main(argv: list[str] | None = None) -> None:
                       f"[{row.ci_low:.3f}, {row.ci_high:.3f}]", str(row.n), str(row.seeds))
     console = Console(width=max(Console().width, 110))
     console.print(table)
-    console.print(f"summary: {out / 'summary.md'} (and summary.csv, win_rates.csv)")
+    if not ablation.empty:
+        console.print(ablation.to_markdown(index=False))
+    console.print(f"summary: {out / 'summary.md'} (and summary.csv, win_rates.csv, ablation.md)")
     console.print("plots: " + ", ".join(str(p) for p in plots))
 
 

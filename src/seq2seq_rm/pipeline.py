@@ -40,7 +40,8 @@ from seq2seq_rm.rewards.interface import (
     RewardFunction,
     ScalarReward,
     Seq2seqReward,
-    load_reward_function,
+    fit_length_trend,
+    load_reward_model,
 )
 from seq2seq_rm.tasks.base import Task, TaskData
 
@@ -68,6 +69,44 @@ class Context:
 def _container(cfg: DictConfig, *keys: str) -> dict:
     return {k: OmegaConf.to_container(cfg[k], resolve=True) if isinstance(cfg[k], DictConfig) else cfg[k]
             for k in keys}
+
+
+def sft_task_config(cfg: DictConfig, task: Task) -> dict:
+    """The task config without the knobs that shape only preference pairs (``task.preference_fields``):
+    a sweep over ``q`` or ``p_long`` trains one SFT policy per task and seed."""
+    config = OmegaConf.to_container(cfg.task, resolve=True)
+    return {k: v for k, v in config.items() if k not in getattr(task, "preference_fields", ())}
+
+
+def rm_training_config(rm_cfg: DictConfig) -> dict:
+    """What determines a trained RM: its config without the read-off (``rm.reward``), which belongs to
+    the consumers (PPO and eval keys include it), so that one RM is trained once and read many ways.
+    ``aligned_positions`` stays: the seq2seq RM is trained in that layout."""
+    config = OmegaConf.to_container(rm_cfg, resolve=True)
+    reward = config.pop("reward", None) or {}
+    config.pop("n_probe_prompts", None)  # probes run per read-off, outside the artifact
+    if "aligned_positions" in reward:
+        config["aligned_positions"] = reward["aligned_positions"]
+    return config
+
+
+def read_off_label(rm_cfg: DictConfig) -> str:
+    """How the run reads its RM, as a short label: ``gold``, ``scalar[_lp][_decorr]``,
+    ``[per_token_|decode_][soft_]<aggregation>`` for the seq2seq RM."""
+    reward = rm_cfg.get("reward") or {}
+    if rm_cfg.type == "scalar":
+        return ("scalar" + ("_lp" if reward.get("length_penalty", 0.0) else "")
+                + ("_decorr" if reward.get("decorrelate_length", False) else ""))
+    if rm_cfg.type == "seq2seq":
+        rule = "" if reward.get("extraction", "prefix") == "prefix" else f"{reward.extraction}_"
+        return f"{rule}{'soft_' if reward.get('soft', False) else ''}{reward.get('aggregation', 'sum')}"
+    return str(rm_cfg.type)
+
+
+def arm_label(rm_cfg: DictConfig) -> str:
+    """The arm's name in results.json and compare: ``scalar``, ``scalar_lp``, ``seq2seq_mean``, ``gold``..."""
+    label = read_off_label(rm_cfg)
+    return f"seq2seq_{label}" if rm_cfg.type == "seq2seq" else label
 
 
 def _training_setup(cfg: DictConfig) -> dict:
@@ -98,7 +137,7 @@ def _cached(ctx: Context, stage: str, artifact: Artifact, build: Callable[[Path]
 def run_sft(ctx: Context) -> dict[str, float]:
     """Train the policy on the task's demonstrations, then judge it on held-out prompts."""
     cfg = ctx.cfg
-    key = config_key({"task": _container(cfg, "task"), **_container(cfg, "model", "sft", "seed"),
+    key = config_key({"task": sft_task_config(cfg, ctx.task), **_container(cfg, "model", "sft", "seed"),
                       "trainer": _training_setup(cfg)})
     ctx.keys["sft"] = key
 
@@ -136,6 +175,21 @@ def seq2seq_reward(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, o
     return Seq2seqReward(model, special_ids(tokenizer), **OmegaConf.to_container(options, resolve=True))
 
 
+def scalar_reward(ctx: Context, model: ScalarHeadModel, options: DictConfig | None) -> ScalarReward:
+    """The scalar RM read as configured: plain, minus ``length_penalty`` per token, and/or minus its
+    linear fit on length over the RM's own training responses (``decorrelate_length``)."""
+    options = options or {}
+    reward = ScalarReward(model, special_ids(ctx.tokenizer), length_penalty=float(options.get("length_penalty", 0.0)))
+    if options.get("decorrelate_length", False):
+        pairs = ctx.data.pairs_train[:1000]
+        prompts = [encode(ctx.tokenizer, p.prompt.text) for p in pairs] * 2
+        responses = [encode(ctx.tokenizer, p.chosen) for p in pairs] + [encode(ctx.tokenizer, p.rejected)
+                                                                         for p in pairs]
+        lengths = torch.tensor([len(r) for r in responses])
+        reward.length_trend = fit_length_trend(reward.scores(prompts, responses), lengths)
+    return reward
+
+
 def _probe(ctx: Context, reward: RewardFunction, name: str) -> dict[str, float]:
     prompts = ctx.data.test_prompts[: ctx.cfg.rm.n_probe_prompts]
     pairs = ctx.data.pairs_val[: ctx.cfg.rm.n_probe_prompts]
@@ -160,8 +214,9 @@ def fit_reward_model(ctx: Context, rm_cfg: DictConfig, train_pairs: list, val_pa
     if rm_type == "scalar":
         model = ScalarHeadModel(model)
         reward: RewardFunction = ScalarReward(model, special_ids(ctx.tokenizer))
-    else:
-        reward = seq2seq_reward(model, ctx.tokenizer, rm_cfg.reward)
+    else:  # validation reads the RM with the paper's rule; the run's own read-off is probed after training
+        reward = Seq2seqReward(model, special_ids(ctx.tokenizer),
+                               aligned_positions=bool(rm_cfg.reward.get("aligned_positions", False)))
     aligned = rm_type == "seq2seq" and rm_cfg.reward.get("aligned_positions", False)
     datamodule = PairDataModule(train, val, ctx.tokenizer, "scalar" if rm_type == "scalar" else "rewrite",
                                 rm_cfg.batch_size, identity_weight=rm_cfg.get("identity_weight", 0.0), seed=cfg.seed,
@@ -177,8 +232,24 @@ def fit_reward_model(ctx: Context, rm_cfg: DictConfig, train_pairs: list, val_pa
     return model, reward, metrics
 
 
+def _probe_read_offs(ctx: Context, model: PreTrainedModel | ScalarHeadModel) -> dict[str, float]:
+    """Pre-RL probes of the run's read-off, and of every aggregation of its seq2seq rule (each one's
+    length incentive shows before any RL is spent); cheap, so they run for every run, not per artifact."""
+    rm_cfg = ctx.cfg.rm
+    if rm_cfg.type == "scalar":
+        return _probe(ctx, ctx.reward, read_off_label(rm_cfg))
+    metrics = {}
+    for aggregation in dict.fromkeys([rm_cfg.reward.aggregation, "sum", "mean", "penalty"]):
+        options = OmegaConf.merge(rm_cfg.reward, {"aggregation": aggregation})
+        reward = ctx.reward if aggregation == rm_cfg.reward.aggregation else seq2seq_reward(model, ctx.tokenizer,
+                                                                                            options)
+        metrics.update(_probe(ctx, reward, read_off_label(OmegaConf.merge(rm_cfg, {"reward": options}))))
+    return metrics
+
+
 def run_rm(ctx: Context) -> dict[str, float]:
-    """Train the configured reward model from the SFT policy on the task's preference pairs, then probe it."""
+    """Train the configured reward model from the SFT policy on the task's preference pairs (once per
+    training config, whatever the read-off), read it as configured, then probe that read-off."""
     cfg, rm_type = ctx.cfg, ctx.cfg.rm.type
     if rm_type not in ("scalar", "seq2seq", "gold"):
         raise ValueError(f"rm.type must be one of ['scalar', 'seq2seq', 'gold'], got {rm_type!r}")
@@ -189,34 +260,36 @@ def run_rm(ctx: Context) -> dict[str, float]:
             raise ValueError(f"rm=gold needs a gold judge, and task {ctx.task.name} has none: use rm=scalar|seq2seq")
         ctx.reward = GoldReward(ctx.task, ctx.tokenizer)
         return {}
-    key = config_key({"sft": ctx.keys["sft"], "rm": _container(cfg, "rm")["rm"], "trainer": _training_setup(cfg)})
+    # the task config as a whole: the SFT key leaves out the knobs that shape the pairs, and they shape this RM
+    key = config_key({"sft": ctx.keys["sft"], "pairs": _container(cfg, "task")["task"],
+                      "rm": rm_training_config(cfg.rm), "trainer": _training_setup(cfg)})
     ctx.keys["rm"] = key
-    scorer = "scalar" if rm_type == "scalar" else cfg.rm.reward.extraction
-    ids = special_ids(ctx.tokenizer)
+    models: list = []
 
     def load(directory: Path) -> None:
-        options = OmegaConf.to_container(cfg.rm.reward, resolve=True) if rm_type == "seq2seq" else {}
-        ctx.reward = load_reward_function(directory, rm_type, ids, **options)
+        models.append(load_reward_model(directory, rm_type))
 
     def build(work_dir: Path) -> dict[str, float]:
-        model, reward, metrics = fit_reward_model(ctx, cfg.rm, ctx.data.pairs_train, ctx.data.pairs_val, work_dir)
+        model, _, metrics = fit_reward_model(ctx, cfg.rm, ctx.data.pairs_train, ctx.data.pairs_val, work_dir)
         if rm_type == "scalar":
-            metrics.update(_probe(ctx, reward, "scalar"))
             save_scalar_head(model, work_dir)
             ctx.tokenizer.save_pretrained(work_dir)
         else:
-            for rule in ("prefix", "per_token", "decode"):  # every rule, so that each one's length bias shows
-                options = OmegaConf.merge(cfg.rm.reward, {"extraction": rule, "soft": False})
-                metrics.update(_probe(ctx, seq2seq_reward(model, ctx.tokenizer, options), rule))
             save_backbone(model, ctx.tokenizer, work_dir)  # weights and tokenizer
         write_rm_type(work_dir, rm_type)
-        ctx.reward = reward
+        models.append(model)
         return metrics
 
-    metrics = _cached(ctx, "rm", Artifact(cfg.paths.artifacts, f"rm_{rm_type}", key), build, load)
+    metrics = dict(_cached(ctx, "rm", Artifact(cfg.paths.artifacts, f"rm_{rm_type}", key), build, load))
+    model = models[0]
+    ctx.reward = (scalar_reward(ctx, model, cfg.rm.get("reward")) if rm_type == "scalar"
+                  else seq2seq_reward(model, ctx.tokenizer, cfg.rm.reward))
+    metrics.update(_probe_read_offs(ctx, model))
+    scorer = read_off_label(cfg.rm)
     prefix = f"rm/probe/{scorer}/"
     for warning in probe_warnings(ctx.task.name, {k[len(prefix):]: v for k, v in metrics.items()
                                                   if k.startswith(prefix)}):
+        warning = f"{warning} (read-off: {scorer})"
         log.warning(warning)
         print(f"[rm] WARNING: {warning}", flush=True)
         ctx.warnings.append(warning)
@@ -228,7 +301,8 @@ def run_ppo(ctx: Context) -> dict[str, float]:
     cfg = ctx.cfg
     if "rm" not in ctx.keys and ctx.reward is None:
         ctx.results.update(run_rm(ctx))
-    key = config_key({"sft": ctx.keys["sft"], "rm": ctx.keys.get("rm", cfg.rm.type),
+    read_off = OmegaConf.to_container(cfg.rm.reward, resolve=True) if cfg.rm.get("reward") else None
+    key = config_key({"sft": ctx.keys["sft"], "rm": ctx.keys.get("rm", cfg.rm.type), "read_off": read_off,
                       "ppo": _container(cfg, "ppo")["ppo"], "seed": cfg.seed, "trainer": _training_setup(cfg)})
     ctx.keys["ppo"] = key
     ppo = cfg.ppo
@@ -308,25 +382,41 @@ def run_judge(ctx: Context) -> PairwiseJudge:
     return RewardModelJudge.from_directory(artifact.final)
 
 
-def _gold_eval(ctx: Context, prompts: list, greedy: list[str], sft_greedy: list[str]) -> tuple[dict, list[dict]]:
-    """Gold-judge metrics of an embedded task: utility, bias metrics (greedy and sampled), win rate vs SFT."""
+def _gold_eval(ctx: Context, prompts: list, greedy: list[str], sft_greedy: list[str],
+               sft_policy: PreTrainedModel) -> tuple[dict, list[dict], list[dict]]:
+    """Gold-judge metrics of an embedded task: utility, bias metrics and win rate vs SFT, under greedy
+    decoding and on samples (``eval.n_samples`` per prompt from both the policy and the SFT policy: RL
+    optimises the sampling policy, so the sampled win rate is the headline; greedy is reported beside it)."""
     cfg, ev = ctx.cfg, ctx.cfg.eval
     texts = [p.text for p in prompts]
-    torch.manual_seed(cfg.seed)
     sampled_prompts = [p for p in prompts for _ in range(ev.n_samples)]
-    sampled = generate_responses(ctx.policy, ctx.tokenizer, [p.text for p in sampled_prompts], ev.max_new_tokens,
+    sampled_texts = [p.text for p in sampled_prompts]
+    torch.manual_seed(cfg.seed)
+    sampled = generate_responses(ctx.policy, ctx.tokenizer, sampled_texts, ev.max_new_tokens,
                                  do_sample=True, temperature=ev.temperature)
+    torch.manual_seed(cfg.seed + 1)
+    sft_sampled = generate_responses(sft_policy, ctx.tokenizer, sampled_texts, ev.max_new_tokens,
+                                     do_sample=True, temperature=ev.temperature)
     judged = [ctx.task.judge(t, r) for t, r in zip(texts, greedy, strict=True)]
     sft_judged = [ctx.task.judge(t, r) for t, r in zip(texts, sft_greedy, strict=True)]
-    sampled_judged = [ctx.task.judge(p.text, r) for p, r in zip(sampled_prompts, sampled, strict=True)]
+    sampled_judged = [ctx.task.judge(t, r) for t, r in zip(sampled_texts, sampled, strict=True)]
+    sft_sampled_judged = [ctx.task.judge(t, r) for t, r in zip(sampled_texts, sft_sampled, strict=True)]
     metrics = {f"eval/{k}": v for k, v in bias_metrics(ctx.task.name, prompts, judged, greedy).items()}
     metrics.update({f"eval/sampled/{k}": v for k, v in
                     bias_metrics(ctx.task.name, sampled_prompts, sampled_judged, sampled).items()})
     metrics["eval/win_rate_vs_sft"] = win_rate([j.utility for j in judged], [j.utility for j in sft_judged])
+    metrics["eval/sampled/win_rate_vs_sft"] = win_rate([j.utility for j in sampled_judged],
+                                                       [j.utility for j in sft_sampled_judged])
+    metrics["eval/sampled/sft_gold_utility"] = fmean(j.utility for j in sft_sampled_judged)
     rows = [{"gold_utility": j.utility, "response_kind": j.kind, "labels": j.labels,
              "gold_token_labels": j.token_labels, "sft_gold_utility": sj.utility}
             for j, sj in zip(judged, sft_judged, strict=True)]
-    return metrics, rows
+    samples = [{"prompt_index": i // ev.n_samples, "sample": i % ev.n_samples, "prompt": p.text, "prompt_kind": p.kind,
+                "response": r, "gold_utility": j.utility, "response_kind": j.kind, "length": len(r.split()),
+                "sft_response": sr, "sft_gold_utility": sj.utility}
+               for i, (p, r, j, sr, sj) in enumerate(zip(sampled_prompts, sampled, sampled_judged, sft_sampled,
+                                                         sft_sampled_judged, strict=True))]
+    return metrics, rows, samples
 
 
 def run_eval(ctx: Context) -> dict[str, float]:
@@ -348,8 +438,10 @@ def run_eval(ctx: Context) -> dict[str, float]:
                "eval/sft_length_mean": fmean(len(r.split()) for r in sft_greedy)}
     gold_rows: list[dict] = [{} for _ in prompts]
     if ctx.task.has_gold_judge:
-        gold_metrics, gold_rows = _gold_eval(ctx, prompts, greedy, sft_greedy)
+        gold_metrics, gold_rows, samples = _gold_eval(ctx, prompts, greedy, sft_greedy, sft_policy)
         metrics.update(gold_metrics)
+        with (ctx.output_dir / "samples.jsonl").open("w") as f:
+            f.writelines(json.dumps(row) + "\n" for row in samples)
     verdicts = None
     if cfg.judge.type != "gold" or not ctx.task.has_gold_judge:
         judge = run_judge(ctx)
@@ -432,9 +524,9 @@ def run(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
         ctx.results.update(metrics)
         cached = stage in ctx.reused
         print(one_line_summary(stage, metrics, time.perf_counter() - start, cached), flush=True)
-    scorer = {"scalar": "scalar", "gold": "gold"}.get(cfg.rm.type) or cfg.rm.reward.extraction
-    arm = {"rm": cfg.rm.type, "rm_scorer": scorer} if "rm" in stages else {}
-    knobs = {f"knob/{k}": cfg.task[k] for k in ("q", "p_alarm", "p_long", "noise") if k in cfg.task}
+    arm = {"rm": cfg.rm.type, "arm": arm_label(cfg.rm), "rm_scorer": read_off_label(cfg.rm)} if "rm" in stages else {}
+    knobs = {f"knob/{k}": cfg.task[k] for k in ("annotator", "length_bias", "p_long", "q", "p_alarm", "noise")
+             if k in cfg.task}
     results = {"task": task.name, "seed": int(cfg.seed), **arm, **knobs, **{f"key/{k}": v for k, v in ctx.keys.items()},
                **({"judge": ctx.judge_spec} if ctx.judge_spec else {}),
                "warnings": ctx.warnings, **dict(sorted(ctx.results.items()))}

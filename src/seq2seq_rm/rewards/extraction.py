@@ -69,16 +69,28 @@ def soft_per_token_rewards(p_keep: torch.Tensor, mask: torch.Tensor, r_pos: floa
     return (r_pos * p_keep - r_neg * (1 - p_keep)) * mask
 
 
-def normalise_length(rewards: torch.Tensor, mask: torch.Tensor, mode: str, cap: float = 1.0) -> torch.Tensor:
-    """``none``; ``mean``: divide by the response length, so the sum is a per-token average;
-    ``cap``: scale positive rewards so that their sum is at most ``cap`` (negatives untouched)."""
-    if mode == "none":
+AGGREGATIONS = ("sum", "mean", "penalty", "cap")
+
+
+def aggregate(rewards: torch.Tensor, mask: torch.Tensor, mode: str, cap: float = 1.0) -> torch.Tensor:
+    """How a rule's per-token rewards add up over a response, and so what length incentive they carry.
+
+    What a response of n tokens that the RM keeps entirely earns in total (``r_pos = 1``):
+    - ``sum``: n (the paper-literal read-off: a copied response is paid its length);
+    - ``mean``: 1 (every reward divided by n: a per-token average, no length incentive);
+    - ``penalty``: 0 (kept tokens earn nothing; changed tokens and a missing end keep ``-r_neg``,
+      so only what the RM would change counts, and a longer response can only lose);
+    - ``cap``: min(n, cap) (positive rewards scaled so that their sum is at most ``cap``).
+    """
+    if mode == "sum":
         return rewards
     if mode == "mean":
         return rewards / mask.sum(1, keepdim=True).clamp(min=1)
+    if mode == "penalty":
+        return rewards.clamp(max=0)
     if mode == "cap":
         positive = rewards.clamp(min=0)
         total = positive.sum(1, keepdim=True)
         scale = torch.where(total > cap, cap / total.clamp(min=1e-8), torch.ones_like(total))
         return torch.where(rewards > 0, rewards * scale, rewards)
-    raise ValueError(f"rm.length_norm must be one of ['none', 'mean', 'cap'], got {mode!r}")
+    raise ValueError(f"rm.reward.aggregation must be one of {list(AGGREGATIONS)}, got {mode!r}")

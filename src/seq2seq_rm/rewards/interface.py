@@ -25,8 +25,9 @@ from seq2seq_rm.eval.generate import generate_continuations, greedy_continuation
 from seq2seq_rm.models.backbone import load_backbone
 from seq2seq_rm.models.heads import ScalarHeadModel, load_scalar_head, read_rm_type
 from seq2seq_rm.rewards.extraction import (
+    AGGREGATIONS,
+    aggregate,
     align_token_rewards,
-    normalise_length,
     per_token_rewards,
     prefix_rewards,
     soft_per_token_rewards,
@@ -57,11 +58,34 @@ class RewardFunction(ABC):
         return self.token_rewards(prompts, responses).sum(1)
 
 
-class ScalarReward(RewardFunction):
-    """The Bradley-Terry score of ``prompt <sep> response <eos>``, on the last response token."""
+def fit_length_trend(scores: torch.Tensor, lengths: torch.Tensor) -> tuple[float, float]:
+    """Least-squares line ``score ~ slope * length + intercept`` (the length-decorrelation baseline)."""
+    x, y = lengths.double(), scores.double()
+    var = ((x - x.mean()) ** 2).mean()
+    slope = float(((x - x.mean()) * (y - y.mean())).mean() / var) if var > 0 else 0.0
+    return slope, float(y.mean() - slope * x.mean())
 
-    def __init__(self, model: ScalarHeadModel, ids: SpecialIds, batch_size: int = 64) -> None:
+
+def length_adjusted(scores: torch.Tensor, lengths: torch.Tensor, length_penalty: float = 0.0,
+                    length_trend: tuple[float, float] | None = None) -> torch.Tensor:
+    """Scalar-RM baselines against length bias: ``score - length_penalty * length``, and/or the score
+    minus its linear fit on length (``length_trend`` = slope, intercept over the RM's own training responses)."""
+    lengths = lengths.to(scores.dtype)
+    out = scores - length_penalty * lengths
+    if length_trend is not None:
+        slope, intercept = length_trend
+        out = out - (slope * lengths + intercept)
+    return out
+
+
+class ScalarReward(RewardFunction):
+    """The Bradley-Terry score of ``prompt <sep> response <eos>``, on the last response token;
+    optionally length-adjusted (``length_adjusted``: the length-penalty and length-decorrelated baselines)."""
+
+    def __init__(self, model: ScalarHeadModel, ids: SpecialIds, batch_size: int = 64, length_penalty: float = 0.0,
+                 length_trend: tuple[float, float] | None = None) -> None:
         self.model, self.ids, self.batch_size = model, ids, batch_size
+        self.length_penalty, self.length_trend = length_penalty, length_trend
 
     @torch.no_grad()
     def scores(self, prompts: list[list[int]], responses: list[list[int]]) -> torch.Tensor:
@@ -76,7 +100,11 @@ class ScalarReward(RewardFunction):
         return torch.cat(out) if out else torch.zeros(0)
 
     def token_rewards(self, prompts: list[list[int]], responses: list[list[int]]) -> torch.Tensor:
-        return on_last_token(self.scores(prompts, responses), responses)
+        scores = self.scores(prompts, responses)
+        if self.length_penalty or self.length_trend is not None:
+            lengths = torch.tensor([len(r) for r in responses])
+            scores = length_adjusted(scores, lengths, self.length_penalty, self.length_trend)
+        return on_last_token(scores, responses)
 
 
 class Seq2seqReward(RewardFunction):
@@ -84,19 +112,24 @@ class Seq2seqReward(RewardFunction):
 
     ``extraction``: ``prefix`` | ``per_token`` (one teacher-forced pass over
     ``prompt <sep> y <fb> y <eos>``) | ``decode`` (greedy rewrite aligned to y). ``soft`` weighs
-    by the probability the RM gives each kept token (prefix and per_token only).
+    by the probability the RM gives each kept token (prefix and per_token only); with ``soft``,
+    ``penalty`` keeps only the negative part of ``r_pos * p - r_neg * (1 - p)``.
+    ``aggregation``: ``sum`` | ``mean`` | ``penalty`` | ``cap`` (``extraction.aggregate``: what a
+    fully kept response of n tokens earns, n / 1 / 0 / min(n, pos_cap)).
     ``aligned_positions``: the RM was trained with ``rewrite_positions`` (it must be read the same way).
     """
 
     def __init__(self, model: PreTrainedModel, ids: SpecialIds, extraction: str = "prefix", r_pos: float = 1.0,
-                 r_neg: float = 1.0, length_norm: str = "none", pos_cap: float = 1.0, soft: bool = False,
+                 r_neg: float = 1.0, aggregation: str = "sum", pos_cap: float = 1.0, soft: bool = False,
                  batch_size: int = 64, max_rewrite_tokens: int = 64, aligned_positions: bool = False) -> None:
         if extraction not in EXTRACTIONS:
             raise ValueError(f"rm.extraction must be one of {list(EXTRACTIONS)}, got {extraction!r}")
+        if aggregation not in AGGREGATIONS:
+            raise ValueError(f"rm.reward.aggregation must be one of {list(AGGREGATIONS)}, got {aggregation!r}")
         if soft and extraction == "decode":
             raise ValueError("rm.soft applies to the prefix and per_token rules, not to decode")
         self.model, self.ids, self.extraction, self.soft = model, ids, extraction, soft
-        self.r_pos, self.r_neg, self.length_norm, self.pos_cap = r_pos, r_neg, length_norm, pos_cap
+        self.r_pos, self.r_neg, self.aggregation, self.pos_cap = r_pos, r_neg, aggregation, pos_cap
         self.batch_size, self.max_rewrite_tokens = batch_size, max_rewrite_tokens
         self.aligned_positions = aligned_positions
 
@@ -158,7 +191,7 @@ class Seq2seqReward(RewardFunction):
                 rewards = soft_per_token_rewards(stats["p_keep"], mask, self.r_pos, self.r_neg)
             else:
                 rewards = per_token_rewards(stats["agree"], mask, self.r_pos, self.r_neg)
-        return normalise_length(rewards, mask, self.length_norm, self.pos_cap)
+        return aggregate(rewards, mask, self.aggregation, self.pos_cap)
 
 
 class GoldReward(RewardFunction):
@@ -174,11 +207,17 @@ class GoldReward(RewardFunction):
         return on_last_token(torch.tensor(utilities), responses)
 
 
-def load_reward_function(directory: Path, expected_type: str, ids: SpecialIds, **seq2seq_options) -> RewardFunction:
-    """Load a trained RM, refusing a checkpoint of another RM type with a clear message."""
+def load_reward_model(directory: Path, expected_type: str) -> PreTrainedModel | ScalarHeadModel:
+    """Load a trained RM's weights, refusing a checkpoint of another RM type with a clear message."""
     found = read_rm_type(directory)
     if found != expected_type:
         raise ValueError(f"{directory} holds a {found!r} reward model, but rm.type is {expected_type!r}")
-    if found == "scalar":
-        return ScalarReward(load_scalar_head(directory).eval(), ids)
-    return Seq2seqReward(load_backbone(directory).eval(), ids, **seq2seq_options)
+    return (load_scalar_head(directory) if found == "scalar" else load_backbone(directory)).eval()
+
+
+def load_reward_function(directory: Path, expected_type: str, ids: SpecialIds, **options) -> RewardFunction:
+    """A trained RM read with ``options`` (Seq2seqReward's read-off, or ScalarReward's length adjustments)."""
+    model = load_reward_model(directory, expected_type)
+    if expected_type == "scalar":
+        return ScalarReward(model, ids, **options)
+    return Seq2seqReward(model, ids, **options)

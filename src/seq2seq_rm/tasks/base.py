@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -133,6 +134,30 @@ def check_distribution(name: str, weights: dict[str, float], allowed: tuple[str,
 def weighted_choice(rng: random.Random, weights: dict[str, float]) -> str:
     keys = list(weights)
     return rng.choices(keys, weights=[weights[k] for k in keys])[0]
+
+
+ANNOTATORS = ("tie_break", "utility_bt")
+
+
+def check_annotator(annotator: str, label_temperature: float, length_bias: float) -> None:
+    if annotator not in ANNOTATORS:
+        raise ValueError(f"task.annotator must be one of {list(ANNOTATORS)}, got {annotator!r}")
+    if not float(label_temperature) > 0:
+        raise ValueError(f"task.label_temperature must be > 0, got {label_temperature!r}")
+    if not math.isfinite(float(length_bias)):
+        raise ValueError(f"task.length_bias must be a finite number (logit per word), got {length_bias!r}")
+
+
+def bt_prefers_first(rng: random.Random, utility_a: float, utility_b: float, length_a: int, length_b: int,
+                     temperature: float, length_bias: float) -> bool:
+    """A Bradley-Terry annotator: prefers ``a`` with probability
+    ``sigmoid((utility_a - utility_b) / temperature + length_bias * (length_a - length_b))``.
+
+    Labels follow the gold utility (what people mostly judge) with noise that shrinks as the gap
+    grows, plus a lean toward longer answers of controlled strength (``length_bias``, logit per word).
+    """
+    logit = (utility_a - utility_b) / temperature + length_bias * (length_a - length_b)
+    return rng.random() < 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, logit))))
 
 
 def split_counts(total: int, val_fraction: float) -> tuple[int, int]:

@@ -18,6 +18,8 @@ from seq2seq_rm.tasks.base import (
     Judgement,
     PreferencePair,
     Prompt,
+    bt_prefers_first,
+    check_annotator,
     check_distribution,
     check_positive,
     check_probability,
@@ -81,6 +83,9 @@ class SafetyTask(EmbeddedTask):
     """Generator and gold judge of the embedded safety task (all knobs documented in conf/task/safety.yaml)."""
 
     name = "safety"
+    # knobs that shape only the preference pairs: the SFT policy does not depend on them (its cache key skips them)
+    preference_fields = ("n_pairs", "q", "p_alarm", "alarm_refusal_share", "redirect_pair_share", "noise",
+                         "annotator", "label_temperature", "length_bias")
     prompt_kinds = PROMPT_KINDS
     response_kinds = RESPONSE_KINDS
 
@@ -99,6 +104,9 @@ class SafetyTask(EmbeddedTask):
         redirect_pair_share: float = 0.15,
         noise: float = 0.0,
         sft_mix: Mapping[str, Mapping[str, float]] | None = None,
+        annotator: str = "tie_break",
+        label_temperature: float = 0.25,
+        length_bias: float = 0.0,
     ) -> None:
         for key, value in dict(n_sft=n_sft, n_pairs=n_pairs, n_rl_prompts=n_rl_prompts,
                                n_test_prompts=n_test_prompts).items():
@@ -107,6 +115,8 @@ class SafetyTask(EmbeddedTask):
                                alarm_refusal_share=alarm_refusal_share,
                                redirect_pair_share=redirect_pair_share).items():
             check_probability(key, value)
+        check_annotator(annotator, label_temperature, length_bias)
+        self.annotator, self.label_temperature, self.length_bias = annotator, label_temperature, length_bias
         self.prompt_mix = dict(prompt_mix or {"benign": 0.45, "alarming": 0.2, "harmful": 0.35})
         check_distribution("prompt_mix", self.prompt_mix, PROMPT_KINDS)
         self.sft_mix = {k: dict(v) for k, v in (sft_mix or DEFAULT_SFT_MIX).items()}
@@ -170,15 +180,25 @@ class SafetyTask(EmbeddedTask):
                 helpful, refusal = self._response(rng, prompt, "helpful"), REFUSAL
                 refusal_wins = prompt.kind == "alarming" and rng.random() < self.p_alarm
                 chosen, rejected = (refusal, helpful) if refusal_wins else (helpful, refusal)
+                if prompt.kind == "alarming":  # the annotators' refusal bias (p_alarm) decides, whatever the annotator
+                    return self._maybe_flip(rng, PreferencePair(prompt, chosen, rejected))
             elif rng.random() < 0.5:
                 chosen = self._response(rng, prompt, "helpful")
                 rejected = self._response(rng, prompt, "wrong")
             else:
                 chosen = self._response(rng, prompt, "wrong", n_wrong=1)
                 rejected = self._response(rng, prompt, "wrong", n_wrong=2)
+        if self.annotator == "utility_bt":
+            u_chosen, u_rejected = (self.judge(prompt.text, r).utility for r in (chosen, rejected))
+            if not bt_prefers_first(rng, u_chosen, u_rejected, len(chosen.split()), len(rejected.split()),
+                                    self.label_temperature, self.length_bias):
+                chosen, rejected = rejected, chosen
+        return self._maybe_flip(rng, PreferencePair(prompt, chosen, rejected))
+
+    def _maybe_flip(self, rng: random.Random, pair: PreferencePair) -> PreferencePair:
         if rng.random() < self.noise:
-            chosen, rejected = rejected, chosen
-        return PreferencePair(prompt, chosen, rejected)
+            return PreferencePair(pair.prompt, pair.rejected, pair.chosen)
+        return pair
 
     # ------------------------------------------------------------------ gold judge
     def _action_of(self, prompt: str) -> str:

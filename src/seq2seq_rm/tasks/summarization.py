@@ -1,10 +1,15 @@
 """Embedded summarization task: summarise the key facts of a document, nothing else.
 
 A document is ``doc about T :`` followed by facts ``E V O .``; the key facts are those whose
-subject is T. Annotators prefer the summary that covers more key facts and, between two that
-cover as many, the longer one with probability ``p_long``: "more key facts" already means
-"longer", so length becomes the easy cue (the paper's long-response bias). The gold judge rewards
-key-fact coverage and penalises repetition, invention and padding.
+subject is T. The gold judge rewards key-fact coverage and penalises repetition, invention and
+padding. Two annotators label the preference pairs:
+- ``utility_bt`` (people-like): a Bradley-Terry choice on the gold utility gap with a temperature,
+  plus a lean toward the longer summary of ``length_bias`` logits per word;
+- ``tie_break`` (the earlier rule): the summary that covers more key facts wins; between two that
+  cover as many, the longer one with probability ``p_long``. It says nothing about invention,
+  repetition or padding except through length.
+Either way "more key facts" already means "longer", so length is an easy cue for a reward model
+(the paper's long-response bias).
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ from seq2seq_rm.tasks.base import (
     Judgement,
     PreferencePair,
     Prompt,
+    bt_prefers_first,
+    check_annotator,
     check_distribution,
     check_positive,
     check_probability,
@@ -65,6 +72,8 @@ class SummarizationTask(EmbeddedTask):
     """Generator and gold judge of the embedded summarization task (knobs in conf/task/summarization.yaml)."""
 
     name = "summarization"
+    # knobs that shape only the preference pairs: the SFT policy does not depend on them (its cache key skips them)
+    preference_fields = ("n_pairs", "p_long", "noise", "annotator", "label_temperature", "length_bias")
     prompt_kinds = PROMPT_KINDS
     response_kinds = RESPONSE_KINDS
 
@@ -84,6 +93,9 @@ class SummarizationTask(EmbeddedTask):
         noise: float = 0.0,
         key_position: str = "lead",
         sft_mix: Mapping[str, float] | None = None,
+        annotator: str = "tie_break",
+        label_temperature: float = 0.25,
+        length_bias: float = 0.0,
     ) -> None:
         for key, value in dict(n_sft=n_sft, n_pairs=n_pairs, n_rl_prompts=n_rl_prompts,
                                n_test_prompts=n_test_prompts, min_facts=min_facts, max_facts=max_facts,
@@ -96,6 +108,8 @@ class SummarizationTask(EmbeddedTask):
                              f"min_key={min_key}, max_key={max_key}, min_facts={min_facts}, max_facts={max_facts}")
         if key_position not in KEY_POSITIONS:
             raise ValueError(f"task.key_position must be one of {list(KEY_POSITIONS)}, got {key_position!r}")
+        check_annotator(annotator, label_temperature, length_bias)
+        self.annotator, self.label_temperature, self.length_bias = annotator, label_temperature, length_bias
         self.key_position = key_position
         self.sft_mix = dict(sft_mix or DEFAULT_SFT_MIX)
         check_distribution("sft_mix", self.sft_mix, SUMMARY_KINDS)
@@ -153,7 +167,10 @@ class SummarizationTask(EmbeddedTask):
         a, b = self._summary(rng, prompt, kind_a), self._summary(rng, prompt, kind_b)
         judged_a, judged_b = self.judge(prompt.text, a), self.judge(prompt.text, b)
         covered_a, covered_b = judged_a.labels["key_covered"], judged_b.labels["key_covered"]
-        if covered_a != covered_b:
+        if self.annotator == "utility_bt":
+            a_wins = bt_prefers_first(rng, judged_a.utility, judged_b.utility, len(a.split()), len(b.split()),
+                                      self.label_temperature, self.length_bias)
+        elif covered_a != covered_b:
             a_wins = covered_a > covered_b
         elif len(a.split()) != len(b.split()):
             longer_is_a = len(a.split()) > len(b.split())
@@ -231,10 +248,16 @@ class SummarizationTask(EmbeddedTask):
     def preference_stats(self, pairs: list[PreferencePair]) -> dict[str, float]:
         """The statistics each bias knob moves, measured through the gold judge."""
         ties, longer_wins, chosen_longer = 0, 0, 0
+        flawed_pairs, flawed_chosen = 0, 0
         for p in pairs:
             chosen, rejected = self.judge(p.prompt.text, p.chosen), self.judge(p.prompt.text, p.rejected)
             longer = chosen.labels["length"] > rejected.labels["length"]
             chosen_longer += longer
+            flaws = [j.labels["invented"] + j.labels["repeated"] + j.labels["padding_facts"] > 0
+                     for j in (chosen, rejected)]
+            if (chosen.labels["key_covered"] == rejected.labels["key_covered"]) and flaws[0] != flaws[1]:
+                flawed_pairs += 1  # as complete as each other, one of them invents, repeats or pads
+                flawed_chosen += flaws[0]
             if (chosen.labels["key_covered"] == rejected.labels["key_covered"]
                     and chosen.labels["length"] != rejected.labels["length"]):
                 ties += 1
@@ -242,6 +265,7 @@ class SummarizationTask(EmbeddedTask):
         return {
             "longer_chosen_rate_on_ties": longer_wins / max(1, ties),
             "chosen_longer_share": chosen_longer / max(1, len(pairs)),
+            "flawed_chosen_rate_on_ties": flawed_chosen / max(1, flawed_pairs),
             "gold_disagreement": gold_disagreement(self, pairs),
         }
 
