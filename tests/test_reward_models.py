@@ -116,3 +116,15 @@ def test_bad_pairs_are_counted_or_refused():
         encode_pairs(pairs, tok, max_length=64, on_bad_pair="error", split="train")
     with pytest.raises(ValueError, match="on_bad_pair"):
         encode_pairs(pairs, tok, max_length=64, on_bad_pair="ignore")
+
+
+def test_length_baselines_of_the_scalar_rm():
+    from seq2seq_rm.rewards.interface import fit_length_trend, length_adjusted
+
+    lengths = torch.tensor([2, 4, 6, 8])
+    scores = 0.5 * lengths.float() + 1.0
+    slope, intercept = fit_length_trend(scores, lengths)
+    assert (slope, intercept) == pytest.approx((0.5, 1.0))
+    assert length_adjusted(scores, lengths, length_trend=(slope, intercept)).abs().max() < 1e-6
+    assert length_adjusted(scores, lengths, length_penalty=0.25).tolist() == pytest.approx([1.5, 2.0, 2.5, 3.0])
+    assert fit_length_trend(torch.ones(3), torch.tensor([5, 5, 5])) == (0.0, 1.0)  # no spread in length

@@ -158,3 +158,51 @@ def test_key_position_lead_opens_the_document_and_anywhere_interleaves():
     assert interleaved > len(anywhere) / 2
     with pytest.raises(ValueError, match="task.key_position"):
         SummarizationTask(key_position="middle")
+
+
+def test_people_like_annotator_tracks_the_gold_utility_and_its_length_knob():
+    tie = _summary_stats(annotator="tie_break", p_long=0.8)
+    neutral = _summary_stats(annotator="utility_bt", length_bias=0.0)
+    leaning = _summary_stats(annotator="utility_bt", length_bias=0.3)
+    # as complete as each other, the flawed (invented / repeated / padded) summary mostly loses
+    assert neutral["flawed_chosen_rate_on_ties"] < 0.25 < 0.7 < tie["flawed_chosen_rate_on_ties"]
+    assert neutral["gold_disagreement"] < tie["gold_disagreement"] / 2
+    assert leaning["chosen_longer_share"] > neutral["chosen_longer_share"] + 0.1
+    sharp = _summary_stats(annotator="utility_bt", length_bias=0.0, label_temperature=0.01)
+    assert sharp["gold_disagreement"] < 0.02  # a cold annotator is the gold judge (ties aside)
+
+
+def test_bradley_terry_annotator_probability():
+    import math
+    import random
+
+    from seq2seq_rm.tasks.base import bt_prefers_first
+
+    rng = random.Random(0)
+    share = sum(bt_prefers_first(rng, 0.5, 0.0, 4, 8, 0.5, 0.1) for _ in range(20000)) / 20000
+    assert share == pytest.approx(1 / (1 + math.exp(-(1.0 - 0.4))), abs=0.01)
+
+
+def test_safety_people_like_annotator_keeps_the_alarm_bias():
+    stats = _safety_stats(annotator="utility_bt", p_alarm=1.0)
+    assert stats["alarming_refusal_win_rate"] == 1.0
+
+
+@pytest.mark.parametrize("task_cls", [SafetyTask, SummarizationTask])
+def test_unknown_annotator_names_the_key(task_cls):
+    with pytest.raises(ValueError, match=r"task\.annotator.*vibes"):
+        task_cls(annotator="vibes")
+    with pytest.raises(ValueError, match=r"task\.label_temperature"):
+        task_cls(annotator="utility_bt", label_temperature=0)
+
+
+@pytest.mark.parametrize("task_cls,knobs", [
+    (SafetyTask, dict(q=0.3, p_alarm=0.2, n_pairs=50, annotator="utility_bt")),
+    (SummarizationTask, dict(p_long=0.2, n_pairs=50, annotator="utility_bt", length_bias=0.5)),
+])
+def test_preference_fields_leave_the_sft_data_unchanged(task_cls, knobs):
+    """The SFT cache key skips ``preference_fields``: they must not change the demonstrations or prompts."""
+    assert set(knobs) <= set(task_cls.preference_fields)
+    base, changed = task_cls(**SMALL).generate(), task_cls(**{**SMALL, **knobs}).generate()
+    assert base.sft_train == changed.sft_train and base.sft_val == changed.sft_val
+    assert base.test_prompts == changed.test_prompts and base.rl_prompts == changed.rl_prompts
