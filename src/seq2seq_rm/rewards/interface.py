@@ -136,32 +136,39 @@ class Seq2seqReward(RewardFunction):
     @torch.no_grad()
     def keep_statistics(self, prompts: list[list[int]], responses: list[list[int]]) -> dict[str, torch.Tensor]:
         """Teacher-forced over ``prompt <sep> y <fb> y <eos>``: for each token of y, whether the RM's
-        argmax keeps it and with what probability; the same for stopping after the last token."""
+        argmax keeps it and with what probability; the same for stopping after the last token.
+        One forward pass per batch; the predictions of the target tokens are gathered for all rows at
+        once, and only those positions go through the softmax."""
         width = max([1, *map(len, responses)])
         agree, p_keep = torch.zeros(len(responses), width), torch.zeros(len(responses), width)
         eos_agree, p_eos = torch.zeros(len(responses)), torch.zeros(len(responses))
         device = next(self.model.parameters()).device
         for start in range(0, len(prompts), self.batch_size):
+            batch = responses[start:start + self.batch_size]
             examples = [rewrite_example(p, r, r, self.ids, self.aligned_positions) for p, r in
-                        zip(prompts[start:start + self.batch_size], responses[start:start + self.batch_size],
-                            strict=True)]
+                        zip(prompts[start:start + self.batch_size], batch, strict=True)]
             rows = [e["input_ids"] for e in examples]
             input_ids, mask = right_pad(rows, self.ids.pad)
             positioned = {"position_ids": right_pad([e["position_ids"] for e in examples], 0)[0].to(device)} \
                 if self.aligned_positions else {}
-            logprobs = self.model(input_ids=input_ids.to(device), attention_mask=mask.to(device),
-                                  **positioned).logits.float()
-            logprobs = logprobs.log_softmax(-1).cpu()
-            for j, row in enumerate(rows):
-                b, response = start + j, responses[start + j]
-                n = len(response)
-                first = len(row) - n - 1  # position of the first target token
-                targets = torch.tensor([*response, self.ids.eos])
-                step = logprobs[j, first - 1: first + n]  # predictions of target tokens and <eos>
-                hits = step.argmax(-1) == targets
-                probs = step.gather(1, targets[:, None]).squeeze(1).exp()
-                agree[b, :n], p_keep[b, :n] = hits[:n].float(), probs[:n]
-                eos_agree[b], p_eos[b] = hits[n].float(), probs[n]
+            logits = self.model(input_ids=input_ids.to(device), attention_mask=mask.to(device), **positioned).logits
+            # row b predicts its n_b target tokens and <eos> from positions first_b - 1 ... first_b + n_b - 1,
+            # where first_b = len(row) - n_b - 1 is the position of the first target token
+            lengths = torch.tensor([len(r) for r in batch])
+            steps = torch.arange(width + 1)
+            valid = steps[None, :] <= lengths[:, None]  # n_b targets and the <eos> after them
+            firsts = torch.tensor([len(row) for row in rows]) - lengths - 1
+            positions = (firsts[:, None] - 1 + steps[None, :]).clamp(max=input_ids.shape[1] - 1)
+            targets = torch.tensor([[*r, self.ids.eos] + [self.ids.pad] * (width - len(r)) for r in batch])
+            picked = logits.gather(1, positions.to(device)[..., None].expand(-1, -1, logits.shape[-1]))
+            logprobs = picked.float().log_softmax(-1).cpu()
+            hits = (logprobs.argmax(-1) == targets) & valid
+            probs = logprobs.gather(2, targets[..., None]).squeeze(2).exp() * valid
+            rows_in_batch, in_response = torch.arange(len(batch)), steps[None, :width] < lengths[:, None]
+            agree[start:start + len(batch)] = (hits[:, :width] & in_response).float()
+            p_keep[start:start + len(batch)] = probs[:, :width] * in_response
+            eos_agree[start:start + len(batch)] = hits[rows_in_batch, lengths].float()
+            p_eos[start:start + len(batch)] = probs[rows_in_batch, lengths]
         return {"agree": agree, "p_keep": p_keep, "eos_agree": eos_agree, "p_eos": p_eos}
 
     def rewrites(self, prompts: list[list[int]], responses: list[list[int]]) -> list[list[int]]:
