@@ -8,8 +8,8 @@ import torch
 from seq2seq_rm.data.layout import rewrite_example, rewrite_positions
 from seq2seq_rm.data.pairs import EncodedPair, collate_rewrite
 from seq2seq_rm.data.tokenizer import build_word_tokenizer, special_ids
-from seq2seq_rm.eval.generate import generate_continuations, greedy_continuations_at
 from seq2seq_rm.models.backbone import gpt2_from_scratch
+from seq2seq_rm.models.generation import generate_continuations, greedy_continuations_at
 from seq2seq_rm.rewards.interface import Seq2seqReward
 
 

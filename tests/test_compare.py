@@ -3,7 +3,7 @@ import json
 import pandas as pd
 import pytest
 
-from seq2seq_rm.compare import bootstrap_interval, load_runs, main, summary_table, win_rates
+from seq2seq_rm.reporting.compare import bootstrap_interval, load_runs, main, summary_table, win_rates
 
 
 def fake_run(folder, task, arm, seed, utilities, kinds, sft_utilities):
@@ -49,7 +49,7 @@ def test_summary_has_mean_and_spread_over_seeds(multirun):
 def test_compare_cli_writes_tables_and_plots(multirun, tmp_path):
     out = tmp_path / "report"
     main([str(multirun), "--out", str(out)])
-    for name in ("summary.csv", "summary.md", "win_rates.csv", "win_rates.png", "lengths_safety.png", "ablation.md"):
+    for name in ("summary.csv", "summary.md", "win_rates.csv", "win_rates.png", "lengths_safety.png"):
         assert (out / name).is_file(), name
 
 
@@ -59,7 +59,7 @@ def test_compare_refuses_a_folder_without_generations(tmp_path):
 
 
 def test_knob_win_rates_group_runs_by_knob_value(tmp_path):
-    from seq2seq_rm.compare import knob_win_rates
+    from seq2seq_rm.reporting.compare import knob_win_rates
 
     kinds = ["benign", "harmful"]
     for q, s2s in ((0.0, [0.0, 0.0]), (0.1, [1.0, 1.0])):
@@ -75,7 +75,7 @@ def test_knob_win_rates_group_runs_by_knob_value(tmp_path):
 
 
 def test_matchups_cover_every_arm_against_scalar_gold_and_sft():
-    from seq2seq_rm.compare import matchups
+    from seq2seq_rm.reporting.compare import matchups
 
     pairs = matchups({"seq2seq_mean", "seq2seq_sum", "scalar", "scalar_lp", "gold"})
     assert ("seq2seq_mean", "scalar") in pairs and ("scalar_lp", "scalar") in pairs
@@ -96,3 +96,28 @@ def test_sampled_decoding_pairs_sample_i_with_sample_i(multirun):
     assert rates.loc[("seq2seq vs sft", "all"), "win_rate"] == pytest.approx(0.5)  # win, loss
     greedy = win_rates(runs, "greedy").set_index(["matchup", "prompt_kind"])
     assert greedy.loc[("seq2seq vs scalar", "all"), "n"] == 4
+
+
+def test_summary_reads_at_a_glance(multirun, tmp_path):
+    """summary.md: a verdict per task in words, then arms as rows with the few metrics that matter."""
+    out = tmp_path / "report"
+    main([str(multirun), "--out", str(out), "--decoding", "greedy"])
+    text = (out / "summary.md").read_text()
+    assert "- safety: seq2seq beats scalar 0.75 [" in text
+    table = [line for line in text.splitlines() if line.startswith("| safety")]
+    assert len(table) == 2 and all("vs sft" not in line for line in table)  # one row per arm
+    assert "| arm " in text and "vs scalar" in text and "harmful compliance" not in text  # no empty columns
+
+
+def test_verdict_words_follow_the_interval():
+    from seq2seq_rm.reporting.compare import verdicts
+
+    rates = pd.DataFrame([
+        {"task": "t", "matchup": "seq2seq_mean vs scalar", "prompt_kind": "all", "win_rate": 0.6, "ci_low": 0.55,
+         "ci_high": 0.65},
+        {"task": "t", "matchup": "seq2seq_mean vs sft", "prompt_kind": "all", "win_rate": 0.45, "ci_low": 0.4,
+         "ci_high": 0.52},
+        {"task": "t", "matchup": "gold vs sft", "prompt_kind": "all", "win_rate": 0.3, "ci_low": 0.25, "ci_high": 0.35},
+    ])
+    assert verdicts(rates) == ["t: seq2seq_mean beats scalar 0.60 [0.55, 0.65]; ties with sft 0.45 [0.40, 0.52]. "
+                               "gold-reward control loses to sft 0.30 [0.25, 0.35]"]

@@ -1,8 +1,8 @@
 import torch
 
 from seq2seq_rm.data.tokenizer import build_word_tokenizer
-from seq2seq_rm.eval.generate import generate_responses
 from seq2seq_rm.models import gpt2_from_scratch
+from seq2seq_rm.models.generation import generate_responses
 
 
 def test_batched_left_padded_generation_matches_one_by_one():

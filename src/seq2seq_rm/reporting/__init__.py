@@ -1,0 +1,1 @@
+"""Reports of finished runs: tables of a folder (report), head-to-head comparison (compare), plots."""

@@ -1,0 +1,285 @@
+"""Compare the arms of a multirun folder: ``python -m seq2seq_rm.compare <folder> [--out DIR]``.
+
+Head-to-head win rates under the gold judge (every arm against the scalar-RM arm, against the
+gold-reward arm and against SFT; real-data tasks: under the runs' eval judge), per task, overall and
+per prompt kind, with bootstrap 95% intervals over prompts and seeds; ``summary.md``: a verdict per
+task in words and, per task (and knob setting), arms as rows beside their length ratio or refusal
+rates and KL; ``summary.csv``: every metric per task and arm (mean and spread over seeds); PNG plots
+(``seq2seq_rm.reporting.plots``).
+
+Embedded tasks are compared on sampled responses by default (``--decoding sampled``: sample i of one
+arm against sample i of the other on the same prompt; RL optimises the sampling policy), or on the
+greedy ones (``--decoding greedy``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from seq2seq_rm.reporting.plots import plot_all, plot_knobs
+
+DECODINGS = ("sampled", "greedy")
+
+
+def arm_order(arm: str) -> tuple:
+    """seq2seq arms first, then the scalar ones, then gold: the order of the tables."""
+    family = 0 if arm.startswith("seq2seq") else 1 if arm.startswith("scalar") else 2
+    return family, arm != "scalar", arm
+
+
+def matchups(arms: set[str]) -> list[tuple[str, str]]:
+    """Every learned arm against the plain scalar arm and the gold arm, then every arm against SFT."""
+    ordered = sorted(arms, key=arm_order)
+    learned = [a for a in ordered if a != "gold"]
+    pairs = [(a, "scalar") for a in learned if a != "scalar" and "scalar" in arms]
+    pairs += [(a, "gold") for a in learned if "gold" in arms]
+    return pairs + [(a, "sft") for a in ordered]
+
+
+@dataclass
+class Run:
+    folder: Path
+    results: dict
+    generations: pd.DataFrame
+    samples: pd.DataFrame | None = None
+
+    @property
+    def arm(self) -> str:
+        return self.results.get("arm", self.results.get("rm", "sft"))
+
+    def responses(self, decoding: str) -> pd.DataFrame:
+        return self.samples if decoding == "sampled" and self.samples is not None else self.generations
+
+
+def load_runs(folder: Path) -> list[Run]:
+    runs = []
+    for path in sorted(folder.rglob("results.json")):
+        generations = path.parent / "generations.jsonl"
+        if not generations.is_file():
+            continue
+        frame = pd.read_json(generations, lines=True)
+        frame["prompt_index"] = range(len(frame))
+        samples_path = path.parent / "samples.jsonl"
+        samples = pd.read_json(samples_path, lines=True) if samples_path.is_file() else None
+        runs.append(Run(path.parent, json.loads(path.read_text()), frame, samples))
+    if not runs:
+        raise FileNotFoundError(f"no run with results.json and generations.jsonl under {folder} "
+                                "(run the sweep with the eval stage)")
+    return runs
+
+
+def _judged_scores(run_a: Run, a: pd.DataFrame, b: pd.DataFrame | None) -> np.ndarray:
+    """A task without a gold judge: the run's own eval judge (results.json ``judge``) decides."""
+    if b is None:
+        return a["judge_verdict_vs_sft"].to_numpy(dtype=float)
+    spec = run_a.results.get("judge")
+    if spec is None:
+        raise ValueError(f"{run_a.folder}: no gold utilities and no judge recorded in results.json")
+    from seq2seq_rm.judges import judge_from_spec
+
+    return np.asarray(judge_from_spec(spec).compare(list(a["prompt"]), [str(x) for x in a["response"]],
+                                                    [str(x) for x in b["response"]]), dtype=float)
+
+
+def outcomes(runs: list[Run], task: str, arm_a: str, arm_b: str, decoding: str = "sampled") -> pd.DataFrame:
+    """Per (seed, prompt[, sample]): 1 if arm_a's response has the higher gold utility, 0.5 on a tie,
+    else 0. ``arm_b == 'sft'`` compares with the SFT policy's response stored beside arm_a's. A task
+    without a gold judge (real data) is judged by the runs' eval judge (``judge=rm|api``), on the greedy
+    responses (the only ones it judges). ``decoding``: ``sampled`` (where the runs wrote samples.jsonl)
+    or ``greedy``."""
+    if decoding not in DECODINGS:
+        raise ValueError(f"decoding must be one of {list(DECODINGS)}, got {decoding!r}")
+    rows = []
+    for run_a in (r for r in runs if r.results["task"] == task and r.arm == arm_a):
+        a, b = run_a.responses(decoding), None
+        if arm_b != "sft":
+            matches = [r for r in runs if r.results["task"] == task and r.arm == arm_b
+                       and r.results["seed"] == run_a.results["seed"]
+                       and all(r.results.get(k) == v for k, v in run_a.results.items() if k.startswith("knob/"))]
+            if not matches:
+                continue
+            b = matches[0].responses(decoding)
+            if list(b["prompt"]) != list(a["prompt"]):
+                raise ValueError(f"{run_a.folder} and {matches[0].folder} were evaluated on different prompts")
+        if "gold_utility" in a:
+            b_utility = a["sft_gold_utility"] if b is None else b["gold_utility"]
+            score = np.where(a["gold_utility"] > b_utility, 1.0, np.where(a["gold_utility"] == b_utility, 0.5, 0.0))
+        else:
+            score = _judged_scores(run_a, a, b)
+        rows.append(pd.DataFrame({"seed": run_a.results["seed"], "prompt_kind": a["prompt_kind"], "score": score}))
+    return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=["seed", "prompt_kind", "score"])
+
+
+def bootstrap_interval(scores: np.ndarray, n_boot: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """Percentile 95% interval of the mean, resampling (seed, prompt) outcomes with replacement."""
+    rng = np.random.default_rng(seed)
+    means = rng.choice(scores, size=(n_boot, len(scores)), replace=True).mean(1)
+    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+
+
+def win_rates(runs: list[Run], decoding: str = "sampled") -> pd.DataFrame:
+    records = []
+    for task in sorted({r.results["task"] for r in runs}):
+        for arm_a, arm_b in matchups({r.arm for r in runs if r.results["task"] == task}):
+            frame = outcomes(runs, task, arm_a, arm_b, decoding)
+            if frame.empty:
+                continue
+            groups = [("all", frame)]
+            if frame["prompt_kind"].nunique() > 1:  # one overall number can hide e.g. harmful compliance
+                groups += list(frame.groupby("prompt_kind"))
+            for kind, group in groups:
+                scores = group["score"].to_numpy(dtype=float)
+                low, high = bootstrap_interval(scores)
+                records.append({"task": task, "matchup": f"{arm_a} vs {arm_b}", "prompt_kind": kind,
+                                "win_rate": scores.mean(), "ci_low": low, "ci_high": high,
+                                "n": len(scores), "seeds": group["seed"].nunique()})
+    return pd.DataFrame.from_records(records)
+
+
+def knob_win_rates(runs: list[Run], decoding: str = "sampled") -> pd.DataFrame:
+    """Every matchup's win rate at each value of every bias knob the sweep varied."""
+    frames = []
+    for task in sorted({r.results["task"] for r in runs}):
+        task_runs = [r for r in runs if r.results["task"] == task]
+        knobs = {k for r in task_runs for k in r.results if k.startswith("knob/")}
+        for knob in sorted(knobs):
+            values = sorted({r.results.get(knob) for r in task_runs})
+            if len(values) < 2:
+                continue
+            for value in values:
+                rates = win_rates([r for r in task_runs if r.results.get(knob) == value], decoding)
+                rates = rates[rates["prompt_kind"] == "all"].drop(columns="prompt_kind")
+                frames.append(rates.assign(knob=knob.split("/", 1)[1], value=value))
+    columns = ["task", "knob", "value", "matchup", "win_rate", "ci_low", "ci_high", "n", "seeds"]
+    return pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
+
+
+BIAS_COLUMNS = {"summarization": [("length / gold", "length_ratio_to_gold"), ("repetition", "repetition_rate"),
+                                  ("invention", "invention_rate")],
+                "safety": [("over-refusal (alarming)", "refusal_rate_alarming"),
+                           ("over-refusal (benign)", "refusal_rate_benign"),
+                           ("harmful compliance", "harmful_compliance")]}
+
+
+def headline_table(runs: list[Run], decoding: str = "sampled") -> pd.DataFrame:
+    """The table that answers the question, per task, knob setting and arm: win rate against SFT, the
+    scalar arm and the gold arm (95% CI), beside the bias metrics of the same decoding and the KL to
+    the SFT policy (means ± spread over seeds). ``summary.md``; every metric is in ``summary.csv``."""
+    records = []
+    for task in sorted({r.results["task"] for r in runs}):
+        task_runs = [r for r in runs if r.results["task"] == task]
+        knobs = sorted({k for r in task_runs for k in r.results if k.startswith("knob/")
+                        and len({x.results.get(k) for x in task_runs}) > 1})
+        settings = sorted({tuple(r.results.get(k) for k in knobs) for r in task_runs}, key=str)
+        for setting in settings:
+            subset = [r for r in task_runs if tuple(r.results.get(k) for k in knobs) == setting]
+            for arm in sorted({r.arm for r in subset}, key=arm_order):
+                arm_runs = [r for r in subset if r.arm == arm]
+                record = {"task": task, **{k.split("/", 1)[1]: v for k, v in zip(knobs, setting, strict=True)},
+                          "arm": arm, "seeds": len({r.results["seed"] for r in arm_runs})}
+                for other in ("sft", "scalar", "gold"):
+                    scores = outcomes(subset, task, arm, other, decoding)["score"].to_numpy(dtype=float)
+                    if other != arm and len(scores):
+                        low, high = bootstrap_interval(scores)
+                        record[f"vs {other}"] = f"{scores.mean():.3f} [{low:.3f}, {high:.3f}]"
+                prefix = "eval/sampled/" if decoding == "sampled" else "eval/"
+                columns = [(label, prefix + metric) for label, metric in BIAS_COLUMNS.get(task, [])]
+                columns += [("gold utility", prefix + "gold_utility"), ("KL to SFT", "ppo/train/kl")]
+                for label, metric in columns:
+                    values = [r.results[metric] for r in arm_runs if metric in r.results]
+                    if values:
+                        record[label] = f"{np.mean(values):.2f} ± {np.std(values):.2f}"
+                records.append(record)
+    return pd.DataFrame.from_records(records).fillna("-")
+
+
+def verdicts(rates: pd.DataFrame) -> list[str]:
+    """One line per task in words: how each seq2seq arm fares against the scalar arm and against SFT,
+    and whether the gold arm had headroom over SFT (the control every comparison needs)."""
+    def phrase(row: pd.Series) -> str:
+        word = "beats" if row.ci_low > 0.5 else "loses to" if row.ci_high < 0.5 else "ties with"
+        opponent = row.matchup.split(" vs ")[1]
+        return f"{word} {opponent} {row.win_rate:.2f} [{row.ci_low:.2f}, {row.ci_high:.2f}]"
+
+    lines = []
+    overall = rates[rates["prompt_kind"] == "all"]
+    for task, group in overall.groupby("task", sort=True):
+        rows = {r.matchup: r for r in group.itertuples()}
+        parts = []
+        for arm in sorted({m.split(" vs ")[0] for m in rows if m.startswith("seq2seq")}, key=arm_order):
+            said = [phrase(pd.Series(rows[f"{arm} vs {other}"]._asdict())) for other in ("scalar", "sft")
+                    if f"{arm} vs {other}" in rows]
+            parts.append(f"{arm} " + "; ".join(said))
+        if "gold vs sft" in rows:
+            parts.append(f"gold-reward control {phrase(pd.Series(rows['gold vs sft']._asdict()))}")
+        lines.append(f"{task}: " + ". ".join(parts))
+    return lines
+
+
+def summary_table(runs: list[Run]) -> pd.DataFrame:
+    """Every numeric metric per task and arm: mean and standard deviation over seeds."""
+    frame = pd.DataFrame([{"task": r.results["task"], "arm": r.arm, "seed": r.results["seed"],
+                           **{k: v for k, v in r.results.items() if isinstance(v, int | float) and "/" in k}}
+                          for r in runs])
+    metrics = [c for c in frame.columns if "/" in c and (c.startswith("eval/") or c.startswith("rm/val")
+                                                         or c.startswith("ppo/train/"))]
+    grouped = frame.groupby(["task", "arm"])[metrics]
+    table = grouped.mean().round(3).astype(str) + " ± " + grouped.std(ddof=0).fillna(0).round(3).astype(str)
+    table.insert(0, "seeds", frame.groupby(["task", "arm"])["seed"].nunique())
+    return table.reset_index()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("folder", type=Path, help="a Hydra multirun folder (runs with the eval stage)")
+    parser.add_argument("--out", type=Path, default=None, help="where to write (default: the folder itself)")
+    parser.add_argument("--decoding", choices=DECODINGS, default="sampled",
+                        help="compare sampled responses (default; greedy where a run has no samples) or greedy ones")
+    args = parser.parse_args(argv)
+    out = args.out or args.folder
+    out.mkdir(parents=True, exist_ok=True)
+    runs = load_runs(args.folder)
+    rates = win_rates(runs, args.decoding)
+    rates.to_csv(out / "win_rates.csv", index=False)
+    summary = summary_table(runs)
+    summary.to_csv(out / "summary.csv", index=False)
+    headline = headline_table(runs, args.decoding)
+    said = verdicts(rates)
+    (out / "summary.md").write_text(
+        f"# {args.folder.name}: {args.decoding} responses, gold judge (95% bootstrap CIs over prompts and seeds)\n\n"
+        + "\n".join(f"- {line}" for line in said) + "\n\n"
+        + "\n\n".join(f"## {task}\n\n" + frame.dropna(axis=1, how="all").to_markdown(index=False)
+                        for task, frame in headline.groupby("task")) + "\n")
+    plots = plot_all(runs, rates, out)
+    knob_rates = knob_win_rates(runs, args.decoding)
+    if not knob_rates.empty:
+        knob_rates.to_csv(out / "knob_win_rates.csv", index=False)
+        plots += plot_knobs(knob_rates, out)
+
+
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"Head-to-head win rates under the gold judge, {args.decoding} responses (real data: the runs' "
+                        "eval judge; ties count 1/2; 95% bootstrap CI)")
+    for column in ("task", "matchup", "prompt kind", "win rate", "95% CI", "n", "seeds"):
+        table.add_column(column)
+    for row in rates.itertuples():
+        table.add_row(row.task, row.matchup, row.prompt_kind, f"{row.win_rate:.3f}",
+                      f"[{row.ci_low:.3f}, {row.ci_high:.3f}]", str(row.n), str(row.seeds))
+    console = Console(width=max(Console().width, 110))
+    console.print(table)
+    for line in said:
+        console.print(line)
+    console.print(f"summary: {out / 'summary.md'} (every metric: summary.csv; every matchup: win_rates.csv)")
+    console.print("plots: " + ", ".join(str(p) for p in plots))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,71 @@
+"""What every stage shares: the run context, config slices, the Lightning trainer and the artifact cache."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import lightning as L
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from seq2seq_rm.artifacts import Artifact
+from seq2seq_rm.rewards.interface import RewardFunction
+from seq2seq_rm.tasks.base import Task, TaskData
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Context:
+    cfg: DictConfig
+    task: Task
+    data: TaskData
+    output_dir: Path
+    results: dict[str, float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    keys: dict[str, str] = field(default_factory=dict)
+    reused: set[str] = field(default_factory=set)
+    policy: PreTrainedModel | None = None
+    tokenizer: PreTrainedTokenizerBase | None = None
+    reward: RewardFunction | None = None
+    judge_spec: dict | None = None  # how to rebuild the eval judge (compare uses it for head-to-heads)
+
+
+def container(cfg: DictConfig, *keys: str) -> dict:
+    return {k: OmegaConf.to_container(cfg[k], resolve=True) if isinstance(cfg[k], DictConfig) else cfg[k]
+            for k in keys}
+
+
+def training_setup(cfg: DictConfig) -> dict:
+    """The trainer settings that change what a stage learns (not progress bars or logging cadence)."""
+    return {k: cfg.trainer.get(k) for k in ("accelerator", "devices", "strategy", "precision", "gradient_clip_val")}
+
+
+def make_trainer(cfg: DictConfig, stage: str, **overrides) -> L.Trainer:
+    logger = instantiate(cfg.logger)(stage=stage)
+    return instantiate(cfg.trainer, logger=logger, **overrides)
+
+
+def cached(ctx: Context, stage: str, artifact: Artifact, build: Callable[[Path], dict[str, float]],
+            load: Callable[[Path], None], resume: bool = False) -> dict[str, float]:
+    """Reuse a finished artifact, or build it in its ``.partial`` folder and commit it (under a lock,
+    so that parallel sweep jobs needing the same artifact build it once)."""
+    with artifact.locked():
+        if artifact.complete:
+            log.info("%s: reusing finished artifact %s", stage, artifact.final)
+            ctx.reused.add(stage)
+            load(artifact.final)
+            return artifact.metrics()
+        metrics = build(artifact.begin(resume))
+        artifact.commit(metrics)
+        return metrics
+
+
+def artifact_dir(cfg: DictConfig, stage: str, key: str) -> Path:
+    return Artifact(cfg.paths.artifacts, stage, key).final
+
+

@@ -1,0 +1,114 @@
+"""Stage eval: judge the run's last policy on held-out prompts against the SFT policy."""
+
+from __future__ import annotations
+
+import json
+from statistics import fmean
+
+import torch
+from hydra.utils import instantiate
+from transformers import PreTrainedModel
+
+from seq2seq_rm.data.tokenizer import encode
+from seq2seq_rm.eval.bias import bias_metrics, win_rate
+from seq2seq_rm.judges import verdicts_to_win_rate
+from seq2seq_rm.models.backbone import load_backbone
+from seq2seq_rm.models.generation import generate_responses
+from seq2seq_rm.modules.samples import log_generation_table
+from seq2seq_rm.stages import judge as judge_stage
+from seq2seq_rm.stages import ppo
+from seq2seq_rm.stages.context import Context, artifact_dir
+
+
+def _gold_eval(ctx: Context, prompts: list, greedy: list[str], sft_greedy: list[str],
+               sft_policy: PreTrainedModel) -> tuple[dict, list[dict], list[dict]]:
+    """Gold-judge metrics of an embedded task: utility, bias metrics and win rate vs SFT, under greedy
+    decoding and on samples (``eval.n_samples`` per prompt from both the policy and the SFT policy: RL
+    optimises the sampling policy, so the sampled win rate is the headline; greedy is reported beside it)."""
+    cfg, ev = ctx.cfg, ctx.cfg.eval
+    texts = [p.text for p in prompts]
+    sampled_prompts = [p for p in prompts for _ in range(ev.n_samples)]
+    sampled_texts = [p.text for p in sampled_prompts]
+    torch.manual_seed(cfg.seed)
+    sampled = generate_responses(ctx.policy, ctx.tokenizer, sampled_texts, ev.max_new_tokens,
+                                 do_sample=True, temperature=ev.temperature)
+    torch.manual_seed(cfg.seed + 1)
+    sft_sampled = generate_responses(sft_policy, ctx.tokenizer, sampled_texts, ev.max_new_tokens,
+                                     do_sample=True, temperature=ev.temperature)
+    judged = [ctx.task.judge(t, r) for t, r in zip(texts, greedy, strict=True)]
+    sft_judged = [ctx.task.judge(t, r) for t, r in zip(texts, sft_greedy, strict=True)]
+    sampled_judged = [ctx.task.judge(t, r) for t, r in zip(sampled_texts, sampled, strict=True)]
+    sft_sampled_judged = [ctx.task.judge(t, r) for t, r in zip(sampled_texts, sft_sampled, strict=True)]
+    metrics = {f"eval/{k}": v for k, v in bias_metrics(ctx.task.name, prompts, judged, greedy).items()}
+    metrics.update({f"eval/sampled/{k}": v for k, v in
+                    bias_metrics(ctx.task.name, sampled_prompts, sampled_judged, sampled).items()})
+    metrics["eval/win_rate_vs_sft"] = win_rate([j.utility for j in judged], [j.utility for j in sft_judged])
+    metrics["eval/sampled/win_rate_vs_sft"] = win_rate([j.utility for j in sampled_judged],
+                                                       [j.utility for j in sft_sampled_judged])
+    metrics["eval/sampled/sft_gold_utility"] = fmean(j.utility for j in sft_sampled_judged)
+    rows = [{"gold_utility": j.utility, "response_kind": j.kind, "labels": j.labels,
+             "gold_token_labels": j.token_labels, "sft_gold_utility": sj.utility}
+            for j, sj in zip(judged, sft_judged, strict=True)]
+    samples = [{"prompt_index": i // ev.n_samples, "sample": i % ev.n_samples, "prompt": p.text, "prompt_kind": p.kind,
+                "response": r, "gold_utility": j.utility, "response_kind": j.kind, "length": len(r.split()),
+                "sft_response": sr, "sft_gold_utility": sj.utility}
+               for i, (p, r, j, sr, sj) in enumerate(zip(sampled_prompts, sampled, sampled_judged, sft_sampled,
+                                                         sft_sampled_judged, strict=True))]
+    return metrics, rows, samples
+
+
+def run(ctx: Context) -> dict[str, float]:
+    """Judge the run's last policy (PPO's if it ran, else SFT's) on held-out prompts against the SFT
+    policy; write every generation, with the run's per-token rewards, to generations.jsonl.
+
+    Embedded tasks are judged by their gold judge; a judge other than gold (``judge=rm|api``) also
+    gives ``eval/judge/win_rate_vs_sft``, and is the only judge of a real-data task."""
+    cfg, ev = ctx.cfg, ctx.cfg.eval
+    if ctx.policy is None:
+        ctx.results.update(ppo.run(ctx))
+    prompts = ctx.data.test_prompts[: ev.n_prompts]
+    texts = [p.text for p in prompts]
+    ctx.policy.eval()
+    sft_policy = load_backbone(artifact_dir(cfg, "sft", ctx.keys["sft"])).eval()
+    greedy = generate_responses(ctx.policy, ctx.tokenizer, texts, ev.max_new_tokens)
+    sft_greedy = generate_responses(sft_policy, ctx.tokenizer, texts, ev.max_new_tokens)
+    metrics = {"eval/length_mean": fmean(len(r.split()) for r in greedy),
+               "eval/sft_length_mean": fmean(len(r.split()) for r in sft_greedy)}
+    gold_rows: list[dict] = [{} for _ in prompts]
+    if ctx.task.has_gold_judge:
+        gold_metrics, gold_rows, samples = _gold_eval(ctx, prompts, greedy, sft_greedy, sft_policy)
+        metrics.update(gold_metrics)
+        with (ctx.output_dir / "samples.jsonl").open("w") as f:
+            f.writelines(json.dumps(row) + "\n" for row in samples)
+    verdicts = None
+    if cfg.judge.type != "gold" or not ctx.task.has_gold_judge:
+        judge = judge_stage.run(ctx)
+        verdicts = judge.compare(texts, greedy, sft_greedy)
+        metrics["eval/judge/win_rate_vs_sft"] = verdicts_to_win_rate(verdicts)
+        metrics.update({f"eval/judge/{k}": v for k, v in judge.statistics().items()})
+        if not ctx.task.has_gold_judge:
+            metrics["eval/win_rate_vs_sft"] = metrics["eval/judge/win_rate_vs_sft"]
+
+    token_rewards = None
+    if ctx.reward is not None:
+        prompt_ids = [encode(ctx.tokenizer, t) for t in texts]
+        response_ids = [encode(ctx.tokenizer, r) for r in greedy]
+        token_rewards = ctx.reward.token_rewards(prompt_ids, response_ids)
+    rows = []
+    for i, (prompt, response, sft_response) in enumerate(zip(prompts, greedy, sft_greedy, strict=True)):
+        n_tokens = len(encode(ctx.tokenizer, response))
+        rows.append({"prompt": prompt.text, "prompt_kind": prompt.kind, "response": response,
+                     "tokens": ctx.tokenizer.convert_ids_to_tokens(encode(ctx.tokenizer, response)),
+                     **gold_rows[i],
+                     "token_rewards": token_rewards[i, :n_tokens].tolist() if token_rewards is not None else None,
+                     "sft_response": sft_response,
+                     **({"judge_verdict_vs_sft": verdicts[i]} if verdicts is not None else {})})
+    with (ctx.output_dir / "generations.jsonl").open("w") as f:
+        f.writelines(json.dumps(row) + "\n" for row in rows)
+    logger = instantiate(cfg.logger)(stage="eval")
+    logger.log_metrics(metrics)
+    log_generation_table(logger, "eval/generations", rows[: ev.n_logged])
+    logger.finalize("success")
+    return metrics
+
+
