@@ -121,3 +121,19 @@ def test_verdict_words_follow_the_interval():
     ])
     assert verdicts(rates) == ["t: seq2seq_mean beats scalar 0.60 [0.55, 0.65]; ties with sft 0.45 [0.40, 0.52]. "
                                "gold-reward control loses to sft 0.30 [0.25, 0.35]"]
+
+
+def test_compare_never_sends_a_key_where_a_results_json_says(tmp_path, monkeypatch):
+    """A crafted results.json names an API judge, a URL and an environment variable: compare refuses
+    to contact it unless the endpoint is given on compare's own command line."""
+    monkeypatch.setenv("SOME_SECRET", "do-not-send")
+    for arm in ("seq2seq", "scalar"):
+        folder = tmp_path / arm
+        folder.mkdir()
+        spec = {"type": "api", "base_url": "http://attacker.invalid/v1", "model": "m", "api_key_env": "SOME_SECRET"}
+        (folder / "results.json").write_text(json.dumps({"task": "hh", "seed": 0, "rm": arm, "judge": spec}))
+        rows = [{"prompt": "p", "prompt_kind": "dialogue", "response": arm, "sft_response": "s",
+                 "judge_verdict_vs_sft": 1.0}]
+        (folder / "generations.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(ValueError, match="--judge-base-url"):
+        win_rates(load_runs(tmp_path))

@@ -124,7 +124,10 @@ def test_unreachable_endpoint_fails_after_retries():
         judge.compare(PROMPTS[:1], GOOD[:1], BAD[:1])
 
 
-@pytest.mark.parametrize(("text", "choice"), [("A", "A"), (" b.", "B"), ("**A**", "A"), ("Neither", None), ("", None)])
+@pytest.mark.parametrize(("text", "choice"), [
+    ("A", "A"), (" b.", "B"), ("**A**", "A"), ("Neither", None), ("", None), ("Both are fine", None),
+    ("Answer: B", "B"), ("Actually, B is better", "B"), ("A or B", None), ("Response A.", "A"), ("Absolutely", None),
+])
 def test_parse_choice(text, choice):
     assert parse_choice(text) == choice
 
@@ -137,3 +140,22 @@ def test_gold_judge_prefers_the_higher_utility():
     worst = min(probes, key=lambda k: task.judge(prompt.text, probes[k]).utility)
     verdicts = GoldJudge(task).compare([prompt.text] * 2, [probes[best], probes[worst]], [probes[worst], probes[best]])
     assert verdicts == [1.0, 0.0] and verdicts_to_win_rate(verdicts) == 0.5
+
+
+def test_non_text_content_fails_naming_the_endpoint_and_field():
+    reply = json.dumps({"choices": [{"message": {"content": 42}}]})
+    with judge_server(lambda request: (200, reply)) as server:
+        with pytest.raises(JudgeAPIError, match=r"message\.content is a int"):
+            APIJudge(server["url"], "m", backoff_s=0.0).compare(PROMPTS[:1], GOOD[:1], BAD[:1])
+    parts = json.dumps({"choices": [{"message": {"content": [{"type": "text", "text": "B"}]}}]})
+    with judge_server(lambda request: (200, parts)) as server:
+        assert APIJudge(server["url"], "m", backoff_s=0.0).compare(PROMPTS[:1], GOOD[:1], BAD[:1]) == [0.5]
+
+
+def test_an_echoed_key_is_redacted(monkeypatch):
+    monkeypatch.setenv("JUDGE_TEST_KEY", "sk-secret-123")
+    with judge_server(lambda request: (401, "bad key: Bearer sk-secret-123")) as server:
+        with pytest.raises(JudgeAPIError) as error:
+            APIJudge(server["url"], "m", api_key_env="JUDGE_TEST_KEY", backoff_s=0.0).compare(
+                PROMPTS[:1], GOOD[:1], BAD[:1])
+    assert "sk-secret-123" not in str(error.value) and "***" in str(error.value)

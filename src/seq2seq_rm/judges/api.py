@@ -7,8 +7,9 @@ errors, and every answer is cached on disk (keyed by model, prompt and settings)
 run that stopped half-way, pays only for what it has not asked yet. The key is read from the
 environment variable ``api_key_env`` and never logged or written anywhere.
 
-The prompt (``JUDGE_TEMPLATE``) asks for a single letter; an answer that does not start with
-``A`` or ``B`` is counted as invalid and that order scores a tie.
+The prompt (``JUDGE_TEMPLATE``) asks for a single letter; ``parse_choice`` also reads "Answer: B"
+or "B is better", and counts an answer that names neither or both letters as invalid (that order
+scores a tie). The key never appears in an error: anything printed is redacted first.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -47,9 +49,29 @@ class JudgeAPIError(RuntimeError):
 
 
 def parse_choice(text: str) -> str | None:
-    """``"A"`` or ``"B"`` from the judge's answer (first non-space character), else None."""
-    stripped = text.strip().lstrip("*([\"'").upper()
-    return stripped[0] if stripped[:1] in ("A", "B") else None
+    """``"A"`` or ``"B"`` from the judge's answer, else None (invalid).
+
+    A bare letter in any case, with punctuation or markdown around it ("b.", "**A**"), is that letter;
+    otherwise the answer must name exactly one of the capital letters A and B as a word ("Answer: B",
+    "Actually, B is better"). "Both are fine", "A or B" and "Neither" are invalid: a capital at the
+    start of an ordinary word is not a verdict."""
+    bare = re.sub(r"[^A-Za-z]", "", text)
+    if bare.upper() in ("A", "B"):
+        return bare.upper()
+    named = set(re.findall(r"(?<![A-Za-z])([AB])(?![A-Za-z])", text))
+    return named.pop() if len(named) == 1 else None
+
+
+def message_text(content: object, where: str) -> str:
+    """The text of ``choices[0].message.content``: a string, or a list of content parts with ``text``."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list) and all(isinstance(p, dict) and isinstance(p.get("text", ""), str) for p in content):
+        return "".join(p.get("text", "") for p in content)
+    raise JudgeAPIError(f"judge endpoint {where}: choices[0].message.content is a {type(content).__name__} "
+                        f"({str(content)[:80]!r}), not text")
 
 
 class APIJudge(PairwiseJudge):
@@ -83,6 +105,11 @@ class APIJudge(PairwiseJudge):
         key = os.environ.get(self.api_key_env)
         return {"Authorization": f"Bearer {key}"} if key else {}
 
+    def _redact(self, text: str) -> str:
+        """What may be printed or raised: the key (if the server echoes it) replaced by ***."""
+        key = os.environ.get(self.api_key_env)
+        return text.replace(key, "***") if key else text
+
     def _post(self, client: httpx.Client, content: str) -> str:
         body = {"model": self.model, "temperature": self.temperature, "max_tokens": self.max_tokens,
                 "messages": [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": content}]}
@@ -95,18 +122,20 @@ class APIJudge(PairwiseJudge):
                 self._count("calls")
                 response = client.post(self.url, json=body, headers=self._headers(), timeout=self.timeout_s)
             except httpx.TransportError as error:
-                problem = f"{type(error).__name__}: {error}"
+                problem = self._redact(f"{type(error).__name__}: {error}")
                 continue
             if response.status_code in RETRY_STATUS:
                 problem = f"HTTP {response.status_code}"
                 continue
             if response.status_code != 200:  # 400/401/403/404: retrying will not help
                 raise JudgeAPIError(f"judge endpoint {self.url} answered HTTP {response.status_code}: "
-                                    f"{response.text[:200]}")
+                                    f"{self._redact(response.text[:200])}")
             try:
-                return response.json()["choices"][0]["message"]["content"] or ""
+                content = response.json()["choices"][0]["message"]["content"]
             except (ValueError, KeyError, IndexError, TypeError):
-                problem = f"a reply without choices[0].message.content: {response.text[:200]!r}"
+                problem = self._redact(f"a reply without choices[0].message.content: {response.text[:200]!r}")
+                continue
+            return message_text(content, self.url)
         raise JudgeAPIError(f"judge endpoint {self.url} failed {self.max_retries + 1} times; last problem: {problem}. "
                             "Answers so far are cached: rerunning resumes from them")
 

@@ -48,6 +48,8 @@ class Run:
     results: dict
     generations: pd.DataFrame
     samples: pd.DataFrame | None = None
+    # how to reach an API judge: from compare's own command line only, never from results.json
+    api_judge: dict | None = None
 
     @property
     def arm(self) -> str:
@@ -83,6 +85,12 @@ def _judged_scores(run_a: Run, a: pd.DataFrame, b: pd.DataFrame | None) -> np.nd
         raise ValueError(f"{run_a.folder}: no gold utilities and no judge recorded in results.json")
     from seq2seq_rm.judges import judge_from_spec
 
+    if spec.get("type") == "api":  # a results.json must not choose where a key is sent
+        if run_a.api_judge is None:
+            raise ValueError(f"{run_a.folder} was judged by an API judge; compare contacts one only when asked: "
+                             "pass --judge-base-url, --judge-model and --judge-api-key-env")
+        harmless = ("temperature", "max_tokens", "max_concurrency", "max_retries", "backoff_s", "timeout_s")
+        spec = {**{k: v for k, v in spec.items() if k in harmless}, "type": "api", **run_a.api_judge}
     return np.asarray(judge_from_spec(spec).compare(list(a["prompt"]), [str(x) for x in a["response"]],
                                                     [str(x) for x in b["response"]]), dtype=float)
 
@@ -241,10 +249,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=None, help="where to write (default: the folder itself)")
     parser.add_argument("--decoding", choices=DECODINGS, default="sampled",
                         help="compare sampled responses (default; greedy where a run has no samples) or greedy ones")
+    parser.add_argument("--judge-base-url", help="real data judged by judge=api: the endpoint to ask (never taken "
+                                                 "from results.json)")
+    parser.add_argument("--judge-model", help="with --judge-base-url: the judge model")
+    parser.add_argument("--judge-api-key-env", default="OPENAI_API_KEY",
+                        help="with --judge-base-url: the environment variable that holds the key")
     args = parser.parse_args(argv)
     out = args.out or args.folder
     out.mkdir(parents=True, exist_ok=True)
     runs = load_runs(args.folder)
+    if args.judge_base_url:
+        for run in runs:
+            run.api_judge = {"base_url": args.judge_base_url, "model": args.judge_model,
+                             "api_key_env": args.judge_api_key_env}
     rates = win_rates(runs, args.decoding)
     rates.to_csv(out / "win_rates.csv", index=False)
     summary = summary_table(runs)
