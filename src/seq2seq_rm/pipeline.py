@@ -15,6 +15,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from seq2seq_rm.config_check import check_config
 from seq2seq_rm.stages import eval as eval_stage
 from seq2seq_rm.stages import ppo, rm, sft
 from seq2seq_rm.stages.context import Context
@@ -55,6 +56,7 @@ def run(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
     """Run ``cfg.stages`` in order, write ``results.json`` in ``output_dir`` and return the metrics."""
     stages = list(cfg.stages)
     validate_stages(stages)
+    check_config(cfg, stages)  # every key the stages will use, before any work
     torch.set_num_threads(int(cfg.threads))
     task: Task = instantiate(cfg.task)
     output_dir.mkdir(parents=True, exist_ok=True)
