@@ -46,8 +46,7 @@ def test_hh_sweep_of_both_arms_judged_by_a_held_out_rm_then_compared(tmp_path):
         assert results["task/rows"] == 121 and results["task/bad/no_assistant_turn"] == 1
         assert 0.0 <= results["eval/win_rate_vs_sft"] <= 1.0
         assert results["eval/win_rate_vs_sft"] == results["eval/judge/win_rate_vs_sft"]
-        scorer = "scalar" if rm == "scalar" else "prefix"
-        assert 0.0 <= results[f"rm/probe/{scorer}/pairwise_accuracy"] <= 1.0
+        assert 0.0 <= results[f"rm/probe/{results['rm_scorer']}/pairwise_accuracy"] <= 1.0
         assert "judge/val/accuracy" in results and results["judge"]["type"] == "rm"
         assert "ppo/train/gold_utility" not in results  # no gold judge to monitor with
         row = json.loads((folder / "generations.jsonl").read_text().splitlines()[0])
@@ -60,8 +59,9 @@ def test_hh_sweep_of_both_arms_judged_by_a_held_out_rm_then_compared(tmp_path):
     assert compared.returncode == 0, compared.stderr[-3000:]
     rates = pd.read_csv(tmp_path / "outputs" / "sweep" / "win_rates.csv")
     overall = rates[(rates["task"] == "hh_harmless") & (rates["prompt_kind"] == "all")].set_index("matchup")
-    assert {"seq2seq vs scalar", "seq2seq vs sft", "scalar vs sft"} <= set(overall.index)
-    assert overall.loc["seq2seq vs sft", "win_rate"] == pytest.approx(runs["seq2seq"][0]["eval/win_rate_vs_sft"])
+    assert {"seq2seq_sum vs scalar", "seq2seq_sum vs sft", "scalar vs sft"} <= set(overall.index)
+    seq2seq_vs_sft = runs["seq2seq"][0]["eval/win_rate_vs_sft"]
+    assert overall.loc["seq2seq_sum vs sft", "win_rate"] == pytest.approx(seq2seq_vs_sft)
 
 
 def test_gold_reward_on_real_data_fails_clearly(tmp_path):
