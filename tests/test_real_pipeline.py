@@ -41,7 +41,7 @@ def test_hh_sweep_of_both_arms_judged_by_a_held_out_rm_then_compared(tmp_path):
         results = json.loads(path.read_text())
         runs[results["rm"]] = (results, path.parent)
     assert set(runs) == {"scalar", "seq2seq"}
-    for rm, (results, folder) in runs.items():
+    for results, folder in runs.values():
         assert results["task"] == "hh_harmless"
         assert results["task/rows"] == 121 and results["task/bad/no_assistant_turn"] == 1
         assert 0.0 <= results["eval/win_rate_vs_sft"] <= 1.0
