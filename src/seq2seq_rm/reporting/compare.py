@@ -204,7 +204,12 @@ def headline_table(runs: list[Run], decoding: str = "sampled") -> pd.DataFrame:
                     if values:
                         record[label] = f"{np.mean(values):.2f} ± {np.std(values):.2f}"
                 records.append(record)
-    return pd.DataFrame.from_records(records).fillna("-")
+    frame = pd.DataFrame.from_records(records)
+    matchup_columns = [c for c in ("vs sft", "vs scalar", "vs gold") if c in frame.columns]
+    metric_labels = {label for labels in BIAS_COLUMNS.values() for label, _ in labels} | {"gold utility", "KL to SFT"}
+    leading = [c for c in frame.columns if c not in matchup_columns and c not in metric_labels]
+    metrics = [c for c in frame.columns if c in metric_labels]
+    return frame[leading + matchup_columns + metrics].fillna("-")
 
 
 def verdicts(rates: pd.DataFrame) -> list[str]:
@@ -220,7 +225,9 @@ def verdicts(rates: pd.DataFrame) -> list[str]:
     for task, group in overall.groupby("task", sort=True):
         rows = {r.matchup: r for r in group.itertuples()}
         parts = []
-        for arm in sorted({m.split(" vs ")[0] for m in rows if m.startswith("seq2seq")}, key=arm_order):
+        arms = [a for a in sorted({m.split(" vs ")[0] for m in rows}, key=arm_order)
+                if a.startswith("seq2seq") or a == "scalar"]
+        for arm in arms:
             said = [phrase(pd.Series(rows[f"{arm} vs {other}"]._asdict())) for other in ("scalar", "sft")
                     if f"{arm} vs {other}" in rows]
             parts.append(f"{arm} " + "; ".join(said))
@@ -271,8 +278,8 @@ def main(argv: list[str] | None = None) -> None:
     (out / "summary.md").write_text(
         f"# {args.folder.name}: {args.decoding} responses, gold judge (95% bootstrap CIs over prompts and seeds)\n\n"
         + "\n".join(f"- {line}" for line in said) + "\n\n"
-        + "\n\n".join(f"## {task}\n\n" + frame.dropna(axis=1, how="all").to_markdown(index=False)
-                        for task, frame in headline.groupby("task")) + "\n")
+        + "\n\n".join(f"## {task}\n\n" + frame.loc[:, (frame != "-").any()].to_markdown(index=False)
+                        for task, frame in headline.drop(columns="task").groupby(headline["task"])) + "\n")
     plots = plot_all(runs, rates, out)
     knob_rates = knob_win_rates(runs, args.decoding)
     if not knob_rates.empty:
