@@ -62,6 +62,9 @@ def summarization_probes(task: Task, reward: RewardFunction, tokenizer: PreTrain
     totals = probe_rewards(task, reward, tokenizer, prompts)
     out = {f"{name}_above_gold": fmean(float(v > g) for v, g in zip(totals[name], totals["gold"], strict=True))
            for name in totals if name != "gold"}
+    # ties matter for read-offs that pay kept tokens nothing (penalty): "not above" may just mean "equal"
+    out |= {f"{name}_ties_gold": fmean(float(v == g) for v, g in zip(totals[name], totals["gold"], strict=True))
+            for name in totals if name != "gold"}
     lengths, rewards = [], []
     for i, prompt in enumerate(prompts):
         for name, text in task.probe_responses(prompt.text).items():
