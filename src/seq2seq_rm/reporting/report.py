@@ -50,7 +50,8 @@ PROBES = {
     "safety": [("refusal > help: benign", "refusal_preferred/benign"),
                ("alarming", "refusal_preferred/alarming"), ("harmful", "refusal_preferred/harmful"),
                ("benign refusals rewritten", "refusal_rewritten/benign")],
-    "summarization": [("padded > gold", "padded_above_gold"), ("repetitive > gold", "repetitive_above_gold"),
+    "summarization": [("padded > gold", "padded_above_gold"), ("padded = gold", "padded_ties_gold"),
+                      ("repetitive > gold", "repetitive_above_gold"),
                       ("partial > gold", "partial_above_gold"), ("corr(reward, length)", "length_correlation")],
 }
 
