@@ -128,3 +128,24 @@ def test_length_baselines_of_the_scalar_rm():
     assert length_adjusted(scores, lengths, length_trend=(slope, intercept)).abs().max() < 1e-6
     assert length_adjusted(scores, lengths, length_penalty=0.25).tolist() == pytest.approx([1.5, 2.0, 2.5, 3.0])
     assert fit_length_trend(torch.ones(3), torch.tensor([5, 5, 5])) == (0.0, 1.0)  # no spread in length
+
+
+class WritesMoreLM(LookAheadLM):
+    """A stand-in seq2seq RM that always wants to write token 7: it never stops."""
+
+    def forward(self, input_ids, attention_mask=None):
+        return SimpleNamespace(logits=torch.nn.functional.one_hot(torch.full_like(input_ids, 7), VOCAB).float() * 10)
+
+
+@pytest.mark.parametrize("extraction,soft", [("prefix", False), ("prefix", True), ("per_token", False)])
+@pytest.mark.parametrize("aggregation", ["sum", "mean", "penalty"])
+def test_an_empty_response_is_judged_at_its_end_action(extraction, soft, aggregation):
+    """An empty response earns no free 0: -r_neg where the RM would write content, +r_pos (penalty: 0)
+    where it would stop too; the reward sits at position 0, the end-of-response action."""
+    prompts, responses = [[5, 6], [5, 6]], [[], [7]]
+    wants_more = Seq2seqReward(WritesMoreLM(), IDS, extraction=extraction, soft=soft, aggregation=aggregation,
+                               r_pos=1.0, r_neg=2.0).token_rewards(prompts, responses)
+    assert wants_more[0, 0].item() == pytest.approx(-2.0, abs=1e-2)
+    stops = Seq2seqReward(LookAheadLM(), IDS, extraction=extraction, soft=soft, aggregation=aggregation,
+                          r_pos=1.0, r_neg=2.0).token_rewards(prompts, responses)
+    assert stops[0, 0].item() == pytest.approx(0.0 if aggregation == "penalty" else 1.0, abs=1e-2)

@@ -182,12 +182,14 @@ class Seq2seqReward(RewardFunction):
 
     def token_rewards(self, prompts: list[list[int]], responses: list[list[int]]) -> torch.Tensor:
         mask = response_mask(responses)
+        empty = mask.sum(1) == 0
         if self.extraction == "decode":
-            rows = [align_token_rewards(r, c, self.r_pos, self.r_neg)
-                    for r, c in zip(responses, self.rewrites(prompts, responses), strict=True)]
+            rewrites = self.rewrites(prompts, responses)
+            rows = [align_token_rewards(r, c, self.r_pos, self.r_neg) for r, c in zip(responses, rewrites, strict=True)]
             rewards = torch.zeros_like(mask)
             for i, row in enumerate(rows):
                 rewards[i, : len(row)] = torch.tensor(row)
+            stops = torch.tensor([float(not c) for c in rewrites])
         else:
             stats = self.keep_statistics(prompts, responses)
             if self.extraction == "prefix" and self.soft:
@@ -198,6 +200,10 @@ class Seq2seqReward(RewardFunction):
                 rewards = soft_per_token_rewards(stats["p_keep"], mask, self.r_pos, self.r_neg)
             else:
                 rewards = per_token_rewards(stats["agree"], mask, self.r_pos, self.r_neg)
+            stops = stats["p_eos"] if self.soft else stats["eos_agree"]
+        # an empty response is judged at its end-of-response action (position 0): +r_pos where the RM would
+        # stop too, -r_neg where it would write something (content missing), never a free 0
+        rewards[empty, 0] = (self.r_pos * stops - self.r_neg * (1 - stops))[empty]
         return aggregate(rewards, mask, self.aggregation, self.pos_cap)
 
 
