@@ -100,10 +100,10 @@ def test_smoke_rm_stage_writes_accuracy_and_probes(tmp_path, task, rm):
     if rm == "scalar":
         assert {"rm/val/margin", "rm/val/reward_std", "rm/probe/scalar/refusal_preferred/benign"} <= set(results)
     else:
-        for rule in ("prefix", "per_token", "decode"):
-            assert -1.0 <= results[f"rm/probe/{rule}/length_correlation"] <= 1.0
-            assert 0.0 <= results[f"rm/probe/{rule}/padded_above_gold"] <= 1.0
-        assert {"rm/val/token_accuracy", "rm/val/exact_match", "rm/probe/prefix/token_f1"} <= set(results)
+        for read_off in ("sum", "mean", "penalty"):  # every aggregation of the configured rule is probed
+            assert -1.0 <= results[f"rm/probe/{read_off}/length_correlation"] <= 1.0
+            assert 0.0 <= results[f"rm/probe/{read_off}/padded_above_gold"] <= 1.0
+        assert {"rm/val/token_accuracy", "rm/val/exact_match", "rm/probe/sum/token_f1"} <= set(results)
     assert list((tmp_path / "artifacts" / f"rm_{rm}").glob("*/complete.json"))
 
 
