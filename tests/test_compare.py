@@ -138,3 +138,15 @@ def test_compare_never_sends_a_key_where_a_results_json_says(tmp_path, monkeypat
         (folder / "generations.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     with pytest.raises(ValueError, match="--judge-base-url"):
         win_rates(load_runs(tmp_path))
+
+
+@pytest.mark.parametrize("module", ["seq2seq_rm.compare", "seq2seq_rm.report"])
+def test_entry_points_name_a_missing_folder_in_one_line(tmp_path, module):
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", module, str(tmp_path / "nowhere")], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "nowhere" in lines[0]
