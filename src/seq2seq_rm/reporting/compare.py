@@ -22,15 +22,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from seq2seq_rm.reporting.arms import arm_order
 from seq2seq_rm.reporting.plots import plot_all, plot_knobs
 
 DECODINGS = ("sampled", "greedy")
-
-
-def arm_order(arm: str) -> tuple:
-    """seq2seq arms first, then the scalar ones, then gold: the order of the tables."""
-    family = 0 if arm.startswith("seq2seq") else 1 if arm.startswith("scalar") else 2
-    return family, arm != "scalar", arm
 
 
 def matchups(arms: set[str]) -> list[tuple[str, str]]:

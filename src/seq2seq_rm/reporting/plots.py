@@ -8,13 +8,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from seq2seq_rm.reporting.arms import arm_order
+
 if TYPE_CHECKING:
     from seq2seq_rm.reporting.compare import Run
-
-
-def _arm_order(arm: str) -> tuple:
-    family = 0 if arm.startswith("seq2seq") else 1 if arm.startswith("scalar") else 2
-    return family, arm != "scalar", arm
 
 
 def plot_knobs(knob_rates: pd.DataFrame, out: Path) -> list[Path]:
@@ -81,7 +78,7 @@ def plot_all(runs: list[Run], rates: pd.DataFrame, out: Path) -> list[Path]:
 
     for task in sorted({r.results["task"] for r in runs}):
         fig, ax = plt.subplots(figsize=(7, 4))
-        for arm in sorted({r.arm for r in runs if r.results["task"] == task}, key=_arm_order):
+        for arm in sorted({r.arm for r in runs if r.results["task"] == task}, key=arm_order):
             lengths = [len(str(x).split()) for r in runs if r.results["task"] == task and r.arm == arm
                        for x in r.generations["response"]]
             if lengths:
