@@ -27,6 +27,7 @@ class Rule:
     kind: str  # int | number | bool | choice
     allowed: str  # what the error message says is allowed
     test: Callable[[object], bool] = lambda v: True
+    optional: bool = False  # may be absent (the code has a default for it)
 
 
 def integer(low: int) -> Rule:
@@ -45,6 +46,9 @@ def choice(*values: str) -> Rule:
 
 FLAG = Rule("bool", "true or false")
 ANY_NUMBER = Rule("number", "a number")
+# the scalar RM's read-off settings default to a plain score when a config leaves them out
+OPTIONAL_FLAG = Rule("bool", "true or false", optional=True)
+OPTIONAL_NUMBER = Rule("number", "a number", optional=True)
 
 COMMON = {"seed": integer(0), "threads": integer(1)}
 SFT = {"sft.batch_size": integer(1), "sft.max_steps": integer(1), "sft.val_check_interval": integer(1),
@@ -55,7 +59,7 @@ RM_TRAINED = {"rm.epochs": integer(1), "rm.batch_size": integer(1), "rm.n_probe_
               "rm.on_bad_pair": choice("skip", "error"), "rm.module.lr": number(0, strict=True),
               "rm.module.weight_decay": number(0), "rm.module.warmup_steps": integer(0)}
 RM_SCALAR = {"rm.module.margin": ANY_NUMBER, "rm.module.center_coef": number(0),
-             "rm.reward.length_penalty": ANY_NUMBER, "rm.reward.decorrelate_length": FLAG}
+             "rm.reward.length_penalty": OPTIONAL_NUMBER, "rm.reward.decorrelate_length": OPTIONAL_FLAG}
 RM_SEQ2SEQ = {"rm.identity_weight": number(0), "rm.reward.extraction": choice("prefix", "per_token", "decode"),
               "rm.reward.aggregation": choice(*AGGREGATIONS), "rm.reward.r_pos": number(0),
               "rm.reward.r_neg": number(0), "rm.reward.pos_cap": number(0, strict=True), "rm.reward.soft": FLAG,
@@ -105,8 +109,8 @@ def check_config(cfg: DictConfig, stages: list[str]) -> None:
     for key, rule in rules_for(cfg, stages).items():
         value = OmegaConf.select(cfg, key, default="<missing>")
         if value == "<missing>":
-            if key.startswith("rm.reward.") and key.rsplit(".", 1)[1] in ("length_penalty", "decorrelate_length"):
-                continue  # optional read-off settings of the scalar RM
+            if rule.optional:
+                continue
             raise ConfigError(f"config: {key} is missing; it must be {rule.allowed}")
         if not _type_ok(rule, value) or not rule.test(value):
             raise ConfigError(f"config: {key}={value!r} is not allowed; it must be {rule.allowed}")
