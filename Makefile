@@ -27,7 +27,7 @@ setup: $(STAMP)
 
 # The sweep folder is named here so that the report reads exactly this run.
 run: $(STAMP)
-	@dir=outputs/main/$$(date +%Y-%m-%d_%H-%M-%S); \
+	@dir=outputs/main/$$(date +%Y-%m-%d_%H-%M-%S)_$$$$; \
 	$(PY) -m seq2seq_rm.run -m experiment=main hydra.sweep.dir=$$dir $(ARGS) && \
 	$(PY) -m seq2seq_rm.report $$dir && \
 	$(PY) -m seq2seq_rm.compare $$dir

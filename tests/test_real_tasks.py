@@ -10,7 +10,7 @@ import pytest
 
 from seq2seq_rm.tasks import HHTask, PKUSafeRLHFTask, TLDRTask
 from seq2seq_rm.tasks.hh import split_last_assistant_turn
-from seq2seq_rm.tasks.records import RowError
+from seq2seq_rm.tasks.records import DataError, RowError
 
 HH_SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "hh-rlhf-harmless-base" / "test.jsonl.gz"
 SPLITS = dict(val_fraction=0.2, judge_fraction=0.2, test_fraction=0.2)
@@ -91,7 +91,7 @@ def test_folder_source_picks_the_split_files(tmp_path):
     write_jsonl(tmp_path / "train.jsonl", [hh_row(i) for i in range(10)])
     write_jsonl(tmp_path / "test.jsonl", [hh_row(i) for i in range(100, 110)])
     assert HHTask(path=str(tmp_path), split="test", **SPLITS).generate().stats["task/rows"] == 10
-    with pytest.raises(FileNotFoundError, match="neither a file nor a folder"):
+    with pytest.raises(DataError, match="neither a file nor a folder"):
         HHTask(path=str(tmp_path / "missing"), **SPLITS).generate()
 
 

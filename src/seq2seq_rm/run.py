@@ -17,14 +17,15 @@ CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 def main(cfg: DictConfig) -> float:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    from seq2seq_rm.config_check import ConfigError, check_config
+    from seq2seq_rm.config_check import check_config
+    from seq2seq_rm.errors import UserError
 
     try:
         check_config(cfg, list(cfg.stages))  # before the heavy imports: a bad value fails in a second
         from seq2seq_rm.pipeline import run
 
         results = run(cfg, Path(HydraConfig.get().runtime.output_dir))
-    except ConfigError as error:  # one line and exit code 2; the traceback only with HYDRA_FULL_ERROR=1
+    except UserError as error:  # one line and exit code 2; the traceback only with HYDRA_FULL_ERROR=1
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
         print(f"error: {error}", file=sys.stderr)

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import httpx
 
+from seq2seq_rm.errors import UserError
 from seq2seq_rm.judges.base import PairwiseJudge
 
 SYSTEM_PROMPT = "You are a careful, impartial judge of AI assistant responses."
@@ -44,8 +45,8 @@ Answer with a single letter: A or B."""
 RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
 
 
-class JudgeAPIError(RuntimeError):
-    pass
+class JudgeAPIError(UserError, RuntimeError):
+    """The judge endpoint failed or answered in a form that cannot be read (the message names which)."""
 
 
 def parse_choice(text: str) -> str | None:

@@ -10,6 +10,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import PreTrainedModel
 
+from seq2seq_rm.errors import UserError
 from seq2seq_rm.models.backbone import load_backbone
 from seq2seq_rm.models.lora import merge_lora
 
@@ -41,11 +42,21 @@ def write_rm_type(directory: Path, rm_type: str) -> None:
     (Path(directory) / RM_TYPE_FILE).write_text(json.dumps({"type": rm_type}))
 
 
+class CheckpointError(UserError, ValueError):
+    """A folder that is not the reward-model checkpoint it is used as."""
+
+
 def read_rm_type(directory: Path) -> str:
     path = Path(directory) / RM_TYPE_FILE
     if not path.is_file():
-        raise ValueError(f"{directory} is not a reward-model checkpoint: {RM_TYPE_FILE} is missing")
-    return json.loads(path.read_text())["type"]
+        raise CheckpointError(f"{directory} is not a reward-model checkpoint: {RM_TYPE_FILE} is missing")
+    try:
+        found = json.loads(path.read_text())["type"]
+    except (ValueError, KeyError, TypeError) as error:
+        raise CheckpointError(f"{path}: field 'type' cannot be read ({type(error).__name__}: {error})") from None
+    if found not in ("scalar", "seq2seq"):
+        raise CheckpointError(f"{path}: field 'type' is {found!r}; expected 'scalar' or 'seq2seq'")
+    return found
 
 
 def save_scalar_head(model: ScalarHeadModel, directory: Path) -> None:

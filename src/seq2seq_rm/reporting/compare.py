@@ -15,7 +15,6 @@ greedy ones (``--decoding greedy``).
 from __future__ import annotations
 
 import argparse
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from seq2seq_rm.reporting.arms import arm_order
+from seq2seq_rm.reporting.files import read_results, read_rows
 from seq2seq_rm.reporting.plots import plot_all, plot_knobs
 
 DECODINGS = ("sampled", "greedy")
@@ -60,11 +60,11 @@ def load_runs(folder: Path) -> list[Run]:
         generations = path.parent / "generations.jsonl"
         if not generations.is_file():
             continue
-        frame = pd.read_json(generations, lines=True)
+        frame = read_rows(generations, required=("prompt", "response"))
         frame["prompt_index"] = range(len(frame))
         samples_path = path.parent / "samples.jsonl"
-        samples = pd.read_json(samples_path, lines=True) if samples_path.is_file() else None
-        runs.append(Run(path.parent, json.loads(path.read_text()), frame, samples))
+        samples = read_rows(samples_path, required=("prompt", "response")) if samples_path.is_file() else None
+        runs.append(Run(path.parent, read_results(path), frame, samples))
     if not runs:
         raise FileNotFoundError(f"no run with results.json and generations.jsonl under {folder} "
                                 "(run the sweep with the eval stage)")

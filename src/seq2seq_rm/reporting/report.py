@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import argparse
-import json
 from collections import defaultdict
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
+from seq2seq_rm.reporting.files import read_results
+
 
 def load_results(folder: Path) -> list[dict]:
     paths = sorted(folder.rglob("results.json"))
     if not paths:
         raise FileNotFoundError(f"no results.json under {folder}: is it a run or multirun folder?")
-    return [json.loads(p.read_text()) for p in paths]
+    return [read_results(p) for p in paths]
 
 
 def mix_from_results(result: dict, prefix: str = "sft/policy/mix/") -> dict[str, dict[str, float]]:

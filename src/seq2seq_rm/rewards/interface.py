@@ -23,7 +23,7 @@ from seq2seq_rm.data.layout import (
 from seq2seq_rm.data.tokenizer import SpecialIds
 from seq2seq_rm.models.backbone import load_backbone
 from seq2seq_rm.models.generation import generate_continuations, greedy_continuations_at
-from seq2seq_rm.models.heads import ScalarHeadModel, load_scalar_head, read_rm_type
+from seq2seq_rm.models.heads import CheckpointError, ScalarHeadModel, load_scalar_head, read_rm_type
 from seq2seq_rm.rewards.extraction import (
     AGGREGATIONS,
     aggregate,
@@ -224,7 +224,7 @@ def load_reward_model(directory: Path, expected_type: str) -> PreTrainedModel | 
     """Load a trained RM's weights, refusing a checkpoint of another RM type with a clear message."""
     found = read_rm_type(directory)
     if found != expected_type:
-        raise ValueError(f"{directory} holds a {found!r} reward model, but rm.type is {expected_type!r}")
+        raise CheckpointError(f"{directory} holds a {found!r} reward model, but rm.type is {expected_type!r}")
     return (load_scalar_head(directory) if found == "scalar" else load_backbone(directory)).eval()
 
 

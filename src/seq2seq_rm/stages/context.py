@@ -12,7 +12,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from seq2seq_rm.artifacts import Artifact
+from seq2seq_rm.artifacts import Artifact, ArtifactDamaged
 from seq2seq_rm.rewards.interface import RewardFunction
 from seq2seq_rm.tasks.base import Task, TaskData
 
@@ -56,10 +56,22 @@ def cached(ctx: Context, stage: str, artifact: Artifact, build: Callable[[Path],
     so that parallel sweep jobs needing the same artifact build it once)."""
     with artifact.locked():
         if artifact.complete:
-            log.info("%s: reusing finished artifact %s", stage, artifact.final)
-            ctx.reused.add(stage)
-            load(artifact.final)
-            return artifact.metrics()
+            damage = artifact.damage()
+            if damage is None:
+                log.info("%s: reusing finished artifact %s", stage, artifact.final)
+                ctx.reused.add(stage)
+                try:
+                    load(artifact.final)
+                except Exception as error:  # files match the manifest (or predate it): say which folder, keep it
+                    raise ArtifactDamaged(
+                        f"{stage}: the finished artifact {artifact.final} cannot be loaded "
+                        f"({type(error).__name__}: {error}); delete that folder to rebuild it") from error
+                return artifact.metrics()
+            aside = artifact.quarantine()
+            warning = f"{stage}: artifact {artifact.final} is damaged ({damage}); moved to {aside.name}, rebuilding"
+            log.warning(warning)
+            print(f"[{stage}] WARNING: {warning}", flush=True)
+            ctx.warnings.append(warning)
         metrics = build(artifact.begin(resume))
         artifact.commit(metrics)
         return metrics

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import warnings
+import zipfile
 from pathlib import Path
 
 import lightning as L
@@ -24,6 +25,16 @@ from seq2seq_rm.stages.context import Context, artifact_dir, cached, container, 
 
 # PPO checkpoints are meant to hold the state after each iteration's updates
 warnings.filterwarnings("ignore", message="Using ModelCheckpoint with manual optimization")
+
+
+def readable_checkpoint(path: Path) -> bool:
+    """Whether a torch checkpoint's zip directory is intact (cheap: a cut-off write loses the directory,
+    which sits at the end of the file)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return bool(archive.namelist())
+    except (zipfile.BadZipFile, OSError):
+        return False
 
 
 def run(ctx: Context) -> dict[str, float]:
@@ -55,6 +66,11 @@ def run(ctx: Context) -> dict[str, float]:
                            callbacks=[every], enable_checkpointing=True, gradient_clip_val=None,
                            default_root_dir=str(work_dir), log_every_n_steps=1)
         last = checkpoints / "last.ckpt"
+        if last.is_file() and not readable_checkpoint(last):
+            warning = f"ppo: checkpoint {last} is damaged (truncated?); deleted, PPO starts again from the SFT policy"
+            print(f"[ppo] WARNING: {warning}", flush=True)
+            ctx.warnings.append(warning)
+            last.unlink()
         loader = DataLoader(range(ppo.iterations), batch_size=1)
         trainer.fit(module, train_dataloaders=loader, ckpt_path=str(last) if last.is_file() else None,
                     weights_only=True)

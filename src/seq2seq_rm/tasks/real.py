@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from seq2seq_rm.tasks.base import Demonstration, Judgement, PreferencePair, Prompt, TaskData, check_probability
+from seq2seq_rm.tasks.records import DataError
 
 BAD_PAIR_POLICIES = ("skip", "error")
 
@@ -102,7 +103,7 @@ class RealTask:
 
     def _bad(self, counts: Counter, bad: BadPair) -> None:
         if self.on_bad_pair == "error":
-            raise ValueError(f"{bad} (set task.on_bad_pair=skip to drop and count such rows)")
+            raise DataError(f"{bad} (set task.on_bad_pair=skip to drop and count such rows)")
         counts["bad"] += 1
         counts[f"bad/{bad.reason}"] += 1
 
@@ -135,13 +136,13 @@ class RealTask:
             return self._data
         pairs, counts = self._collect()
         if not pairs:
-            raise ValueError(f"task {self.name}: no usable preference pairs in {self.path or self.hub_name} "
+            raise DataError(f"task {self.name}: no usable preference pairs in {self.path or self.hub_name} "
                              f"({dict(counts)})")
         split = self._split(pairs)
         empty = [name for name, part in (("train", split.train), ("val", split.val), ("test", split.test_prompts))
                  if not part]
         if empty:
-            raise ValueError(f"task {self.name}: {len(pairs)} usable pairs leave the {'/'.join(empty)} split(s) "
+            raise DataError(f"task {self.name}: {len(pairs)} usable pairs leave the {'/'.join(empty)} split(s) "
                              "empty; use more data or larger task.val_fraction / test_fraction")
         demos = self.demonstrations()
         if demos is None:

@@ -14,15 +14,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from seq2seq_rm.errors import UserError
+
 SUFFIXES = (".jsonl", ".jsonl.gz", ".json", ".json.gz")
 
 
-class RowError(ValueError):
+class RowError(UserError, ValueError):
     """A malformed row: the message names its location and field."""
 
     def __init__(self, where: str, field: str, problem: str) -> None:
         super().__init__(f"{where}: field {field!r}: {problem}")
         self.where, self.field = where, field
+
+
+class DataError(UserError, ValueError):
+    """A dataset that cannot be used as a whole (no file, no usable pairs, an empty split)."""
 
 
 @dataclass(frozen=True)
@@ -92,12 +98,12 @@ def local_files(path: Path, split: str | None = None) -> list[Path]:
     if path.is_file():
         return [path]
     if not path.is_dir():
-        raise FileNotFoundError(f"task.path {path} is neither a file nor a folder")
+        raise DataError(f"task.path {path} is neither a file nor a folder")
     files = sorted(p for p in path.iterdir() if p.is_file() and p.name.endswith(SUFFIXES))
     if split:
         files = [p for p in files if p.name.startswith(split)] or files
     if not files:
-        raise FileNotFoundError(f"task.path {path} holds no {'/'.join(SUFFIXES)} files")
+        raise DataError(f"task.path {path} holds no {'/'.join(SUFFIXES)} files")
     return files
 
 
@@ -113,7 +119,7 @@ def read_rows(path: str | None, hub_name: str, split: str = "train", **hub_optio
     try:
         dataset = load_dataset(hub_name, split=split, **hub_options)
     except (ConnectionError, OSError) as error:  # offline (HF_HUB_OFFLINE=1, the default of a run) or unreachable
-        raise ConnectionError(f"could not load {hub_name!r} ({split}) from the hub: {error}. Without the network, "
+        raise DataError(f"could not load {hub_name!r} ({split}) from the hub: {error}. Without the network, "
                               "set task.path to a local file or folder of the same schema") from error
     for i, data in enumerate(dataset):
         yield Row(f"{hub_name}[{split}] row {i}", dict(data))
