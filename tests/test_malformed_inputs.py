@@ -193,3 +193,45 @@ def test_a_truncated_sft_artifact_is_rebuilt_by_the_next_run(tmp_path):
     assert any("damaged" in w for w in second.pop("warnings")) and first.pop("warnings", []) == []
     assert second == first
     assert list((tmp_path / "artifacts" / "sft").glob("*.damaged-*"))
+
+
+def test_compare_on_a_missing_folder_creates_nothing(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        run_main(lambda: compare.main([str(tmp_path / "nowhere"), "--out", str(tmp_path / "out")]))
+    assert "nowhere" in capsys.readouterr().err
+    assert not (tmp_path / "nowhere").exists() and not (tmp_path / "out").exists()
+
+
+def hh_lines(n: int = 12) -> str:
+    return "".join(json.dumps({"chosen": f"\n\nHuman: q{i}\n\nAssistant: good {i}",
+                               "rejected": f"\n\nHuman: q{i}\n\nAssistant: bad {i}"}) + "\n" for i in range(n))
+
+
+def gzipped(text: str) -> bytes:
+    import gzip
+
+    return gzip.compress(text.encode())
+
+
+DATA_FILES = {  # file name, bytes -> what the error must say
+    "truncated gzip": ("train.jsonl.gz", lambda: gzipped(hh_lines())[:-20], "compressed data is cut off"),
+    "not gzip": ("train.jsonl.gz", lambda: hh_lines().encode(), "not a gzip file"),
+    "cp1252 bytes": ("train.jsonl", lambda: hh_lines().encode() + '{"chosen": "caf\u00e9"}\n'.encode("cp1252"),
+                     "not UTF-8 text (byte 0xe9"),
+    "deeply nested line": ("train.jsonl", lambda: (hh_lines() + "[" * 100_000 + "]" * 100_000 + "\n").encode(),
+                           "nested too deeply"),
+    "deeply nested .json": ("train.json", lambda: ("[" * 100_000 + "]" * 100_000).encode(), "nested too deeply"),
+    "broken .json": ("train.json", lambda: b'[{"chosen": "a"},\n{', "broken JSON"),
+    ".json not a list": ("train.json", lambda: b'{"chosen": "a"}', "must hold a list of rows"),
+}
+
+
+@pytest.mark.parametrize("case", list(DATA_FILES))
+def test_a_bad_data_file_is_named_with_what_is_wrong(tmp_path, case):
+    from seq2seq_rm.tasks import HHTask
+
+    name, content, message = DATA_FILES[case]
+    (tmp_path / name).write_bytes(content())
+    with pytest.raises(UserError, match=message.replace("(", r"\(")) as error:
+        HHTask(path=str(tmp_path / name), val_fraction=0.2, judge_fraction=0.0, test_fraction=0.2).generate()
+    assert str(tmp_path / name) in str(error.value)

@@ -30,6 +30,7 @@ def test_smoke_sft_writes_results(tmp_path, task):
     for key in ("sft/val/loss", "sft/val/perplexity", "sft/policy/gold_utility", "sft/policy/length_mean"):
         assert isinstance(results[key], float)
     assert "[sft] done" in proc.stdout
+    assert set(results["environment"]) >= {"torch", "cpu_capability", "threads", "platform"}
     (artifact,) = [p for p in (tmp_path / "artifacts" / "sft").iterdir() if p.is_dir()]
     assert (artifact / "complete.json").is_file() and (artifact / "model.safetensors").is_file()
     assert (artifact / "tokenizer.json").is_file()

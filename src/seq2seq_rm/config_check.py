@@ -13,15 +13,11 @@ from dataclasses import dataclass
 
 from omegaconf import DictConfig, OmegaConf
 
-from seq2seq_rm.errors import UserError
+from seq2seq_rm.errors import ConfigError
 
 STAGE_ORDER = ("sft", "rm", "ppo", "eval")
 # rewards.extraction.AGGREGATIONS, repeated so that checking imports no torch (a test keeps them equal)
 AGGREGATIONS = ("sum", "mean", "penalty", "cap")
-
-
-class ConfigError(UserError, ValueError):
-    """A config value outside what its key allows."""
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ one's artifact runs it first (from the cache when it is finished), so ``stages=[
 from __future__ import annotations
 
 import json
+import platform
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +17,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from seq2seq_rm.config_check import check_config
+from seq2seq_rm.errors import ConfigError
 from seq2seq_rm.stages import eval as eval_stage
 from seq2seq_rm.stages import ppo, rm, sft
 from seq2seq_rm.stages.context import Context
@@ -38,10 +40,18 @@ def finish_wandb_run() -> None:
 def validate_stages(stages: list[str]) -> None:
     unknown = [s for s in stages if s not in STAGES]
     if unknown:
-        raise ValueError(f"unknown stage(s) {unknown}; valid stages, in order: {list(STAGES)}")
+        raise ConfigError(f"unknown stage(s) {unknown}; valid stages, in order: {list(STAGES)}")
     order = [s for s in STAGES if s in stages]
     if list(stages) != order or len(set(stages)) != len(stages):
-        raise ValueError(f"stages must run in pipeline order {list(STAGES)}, got {list(stages)}")
+        raise ConfigError(f"stages must run in pipeline order {list(STAGES)}, got {list(stages)}")
+
+
+def environment() -> dict[str, str | int]:
+    """What the digits of a result depend on besides the config: same seed and same environment give
+    identical results; another CPU kernel set (or torch build) may change the digits, not the findings."""
+    return {"torch": torch.__version__, "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "threads": torch.get_num_threads(), "platform": platform.platform(), "python": platform.python_version(),
+            "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else "none"}
 
 
 def one_line_summary(stage: str, metrics: dict[str, float], seconds: float, cached: bool) -> str:
@@ -74,6 +84,6 @@ def run(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
              if k in cfg.task}
     results = {"task": task.name, "seed": int(cfg.seed), **arm, **knobs, **{f"key/{k}": v for k, v in ctx.keys.items()},
                **({"judge": ctx.judge_spec} if ctx.judge_spec else {}),
-               "warnings": ctx.warnings, **dict(sorted(ctx.results.items()))}
+               "warnings": ctx.warnings, "environment": environment(), **dict(sorted(ctx.results.items()))}
     (output_dir / "results.json").write_text(json.dumps(results, indent=2))
     return ctx.results

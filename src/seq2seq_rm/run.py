@@ -18,17 +18,18 @@ def main(cfg: DictConfig) -> float:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from seq2seq_rm.config_check import check_config
-    from seq2seq_rm.errors import UserError
+    from seq2seq_rm.errors import user_error_in
 
     try:
         check_config(cfg, list(cfg.stages))  # before the heavy imports: a bad value fails in a second
         from seq2seq_rm.pipeline import run
 
         results = run(cfg, Path(HydraConfig.get().runtime.output_dir))
-    except UserError as error:  # one line and exit code 2; the traceback only with HYDRA_FULL_ERROR=1
-        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+    except Exception as error:  # bad input: one line and exit code 2; the traceback only with HYDRA_FULL_ERROR=1
+        cause = user_error_in(error)
+        if cause is None or os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {cause}", file=sys.stderr)
         sys.exit(2)
     return results.get(cfg.get("objective", ""), 0.0)  # the value an hparams_search sweeper optimises
 

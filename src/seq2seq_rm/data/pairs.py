@@ -19,6 +19,7 @@ from transformers import PreTrainedTokenizerBase
 
 from seq2seq_rm.data.layout import pad_batch, rewrite_example, right_pad, scored_sequence
 from seq2seq_rm.data.tokenizer import SpecialIds, encode, special_ids
+from seq2seq_rm.errors import ConfigError, DataError
 from seq2seq_rm.tasks.base import PreferencePair
 
 BAD_PAIR_POLICIES = ("skip", "error")
@@ -45,7 +46,7 @@ def bad_pair_reason(pair: EncodedPair, max_length: int) -> str | None:
 def encode_pairs(pairs: list[PreferencePair], tokenizer: PreTrainedTokenizerBase, max_length: int,
                  on_bad_pair: str = "skip", split: str = "train") -> tuple[list[EncodedPair], Counter]:
     if on_bad_pair not in BAD_PAIR_POLICIES:
-        raise ValueError(f"data.on_bad_pair must be one of {list(BAD_PAIR_POLICIES)}, got {on_bad_pair!r}")
+        raise ConfigError(f"data.on_bad_pair must be one of {list(BAD_PAIR_POLICIES)}, got {on_bad_pair!r}")
     kept, bad = [], Counter()
     for i, pair in enumerate(pairs):
         encoded = EncodedPair(encode(tokenizer, pair.prompt.text), encode(tokenizer, pair.chosen),
@@ -54,7 +55,7 @@ def encode_pairs(pairs: list[PreferencePair], tokenizer: PreTrainedTokenizerBase
         if reason is None:
             kept.append(encoded)
         elif on_bad_pair == "error":
-            raise ValueError(f"{split} preference pair {i} is bad ({reason}); set data.on_bad_pair=skip to "
+            raise DataError(f"{split} preference pair {i} is bad ({reason}); set data.on_bad_pair=skip to "
                              f"drop such pairs: prompt={pair.prompt.text[:80]!r}")
         else:
             bad[reason] += 1

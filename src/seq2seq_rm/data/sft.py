@@ -11,6 +11,7 @@ from transformers import PreTrainedTokenizerBase
 
 from seq2seq_rm.data.layout import pad_batch, sft_example
 from seq2seq_rm.data.tokenizer import encode, special_ids
+from seq2seq_rm.errors import DataError
 from seq2seq_rm.tasks.base import Demonstration
 
 
@@ -23,7 +24,7 @@ def encode_demonstrations(
         row = sft_example(encode(tokenizer, demo.prompt.text), encode(tokenizer, demo.response), ids)
         if len(row["input_ids"]) > max_length:
             # truncating would train on a response cut mid-way: refuse instead
-            raise ValueError(f"SFT {split} demonstration {i} has {len(row['input_ids'])} tokens, more than "
+            raise DataError(f"SFT {split} demonstration {i} has {len(row['input_ids'])} tokens, more than "
                              f"the model's context of {max_length}; raise model.n_positions or shorten the task")
         rows.append(row)
     return rows

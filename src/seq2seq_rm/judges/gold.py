@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from seq2seq_rm.errors import ConfigError
 from seq2seq_rm.judges.base import PairwiseJudge, verdict_from_scores
 from seq2seq_rm.tasks.base import Task
 
@@ -11,7 +12,7 @@ class GoldJudge(PairwiseJudge):
 
     def __init__(self, task: Task) -> None:
         if not task.has_gold_judge:
-            raise ValueError(f"task {task.name} has no gold judge: use judge=rm or judge=api")
+            raise ConfigError(f"task {task.name} has no gold judge: use judge=rm or judge=api")
         self.task = task
 
     def compare(self, prompts: list[str], responses_a: list[str], responses_b: list[str]) -> list[float]:

@@ -7,6 +7,7 @@ from pathlib import Path
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from seq2seq_rm.data.tokenizer import encode, special_ids
+from seq2seq_rm.errors import ConfigError
 from seq2seq_rm.judges.base import PairwiseJudge, verdict_from_scores
 from seq2seq_rm.models.heads import load_scalar_head, read_rm_type
 from seq2seq_rm.rewards.interface import ScalarReward
@@ -24,7 +25,7 @@ class RewardModelJudge(PairwiseJudge):
         directory = Path(directory)
         found = read_rm_type(directory)
         if found != "scalar":
-            raise ValueError(f"judge.path {directory} holds a {found!r} reward model; judge=rm needs a scalar one")
+            raise ConfigError(f"judge.path {directory} holds a {found!r} reward model; judge=rm needs a scalar one")
         tokenizer = AutoTokenizer.from_pretrained(directory)
         return cls(ScalarReward(load_scalar_head(directory).eval(), special_ids(tokenizer)), tokenizer)
 

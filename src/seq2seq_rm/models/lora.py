@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from torch import nn
 from transformers import PreTrainedModel
 
+from seq2seq_rm.errors import ConfigError
+
 
 def add_lora(model: PreTrainedModel, options: Mapping | None) -> PreTrainedModel:
     """Inject LoRA adapters (``r``, ``alpha``, ``dropout``, ``target_modules``) and freeze the rest of
@@ -25,7 +27,7 @@ def add_lora(model: PreTrainedModel, options: Mapping | None) -> PreTrainedModel
         raise ImportError("model.lora needs peft: pip install 'seq2seq-rm[lora]'") from None
     unknown = set(options) - {"r", "alpha", "dropout", "target_modules"}
     if unknown:
-        raise ValueError(f"model.lora has unknown keys {sorted(unknown)}; valid: r, alpha, dropout, target_modules")
+        raise ConfigError(f"model.lora has unknown keys {sorted(unknown)}; valid: r, alpha, dropout, target_modules")
     config = LoraConfig(r=int(options.get("r", 16)), lora_alpha=float(options.get("alpha", 32)),
                         lora_dropout=float(options.get("dropout", 0.0)),
                         target_modules=options.get("target_modules", "all-linear"))

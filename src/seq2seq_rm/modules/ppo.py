@@ -19,6 +19,7 @@ from transformers import PreTrainedModel
 
 from seq2seq_rm.data.layout import left_pad, policy_prompt
 from seq2seq_rm.data.tokenizer import SpecialIds
+from seq2seq_rm.errors import ConfigError
 from seq2seq_rm.rewards.interface import RewardFunction
 from seq2seq_rm.rl.ppo_math import (
     AdaptiveKLController,
@@ -75,7 +76,7 @@ class PPOModule(L.LightningModule):
     ) -> None:
         super().__init__()
         if kl_estimator not in ("k1", "k3"):
-            raise ValueError(f"ppo.kl_estimator must be 'k1' or 'k3', got {kl_estimator!r}")
+            raise ConfigError(f"ppo.kl_estimator must be 'k1' or 'k3', got {kl_estimator!r}")
         self.save_hyperparameters(ignore=["policy", "reward", "ids", "prompts", "judge"])
         self.automatic_optimization = False
         self.policy = policy

@@ -257,9 +257,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--judge-api-key-env", default="OPENAI_API_KEY",
                         help="with --judge-base-url: the environment variable that holds the key")
     args = parser.parse_args(argv)
+    if not args.folder.is_dir():
+        raise FileNotFoundError(f"no folder {args.folder}: give a multirun folder of runs with the eval stage")
+    runs = load_runs(args.folder)  # before anything is written: a bad folder leaves no trace
     out = args.out or args.folder
     out.mkdir(parents=True, exist_ok=True)
-    runs = load_runs(args.folder)
     if args.judge_base_url:
         for run in runs:
             run.api_judge = {"base_url": args.judge_base_url, "model": args.judge_model,

@@ -21,6 +21,7 @@ from seq2seq_rm.data.layout import (
     scored_sequence,
 )
 from seq2seq_rm.data.tokenizer import SpecialIds
+from seq2seq_rm.errors import ConfigError
 from seq2seq_rm.models.backbone import load_backbone
 from seq2seq_rm.models.generation import generate_continuations, greedy_continuations_at
 from seq2seq_rm.models.heads import CheckpointError, ScalarHeadModel, load_scalar_head, read_rm_type
@@ -123,11 +124,11 @@ class Seq2seqReward(RewardFunction):
                  r_neg: float = 1.0, aggregation: str = "sum", pos_cap: float = 1.0, soft: bool = False,
                  batch_size: int = 64, max_rewrite_tokens: int = 64, aligned_positions: bool = False) -> None:
         if extraction not in EXTRACTIONS:
-            raise ValueError(f"rm.extraction must be one of {list(EXTRACTIONS)}, got {extraction!r}")
+            raise ConfigError(f"rm.extraction must be one of {list(EXTRACTIONS)}, got {extraction!r}")
         if aggregation not in AGGREGATIONS:
-            raise ValueError(f"rm.reward.aggregation must be one of {list(AGGREGATIONS)}, got {aggregation!r}")
+            raise ConfigError(f"rm.reward.aggregation must be one of {list(AGGREGATIONS)}, got {aggregation!r}")
         if soft and extraction == "decode":
-            raise ValueError("rm.soft applies to the prefix and per_token rules, not to decode")
+            raise ConfigError("rm.soft applies to the prefix and per_token rules, not to decode")
         self.model, self.ids, self.extraction, self.soft = model, ids, extraction, soft
         self.r_pos, self.r_neg, self.aggregation, self.pos_cap = r_pos, r_neg, aggregation, pos_cap
         self.batch_size, self.max_rewrite_tokens = batch_size, max_rewrite_tokens

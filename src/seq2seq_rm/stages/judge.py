@@ -7,6 +7,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from seq2seq_rm.artifacts import Artifact, config_key
+from seq2seq_rm.errors import ConfigError
 from seq2seq_rm.judges import GoldJudge, PairwiseJudge
 from seq2seq_rm.judges.api import APIJudge
 from seq2seq_rm.judges.rm import RewardModelJudge
@@ -27,12 +28,12 @@ def run(ctx: Context) -> PairwiseJudge:
         options.pop("type")
         return APIJudge(**options)
     if judge_cfg.type != "rm":
-        raise ValueError(f"judge.type must be one of ['gold', 'rm', 'api'], got {judge_cfg.type!r}")
+        raise ConfigError(f"judge.type must be one of ['gold', 'rm', 'api'], got {judge_cfg.type!r}")
     if judge_cfg.path:
         ctx.judge_spec = {"type": "rm", "path": str(Path(judge_cfg.path).resolve())}
         return RewardModelJudge.from_directory(judge_cfg.path)
     if not ctx.data.pairs_judge:
-        raise ValueError(f"judge=rm without judge.path needs held-out judge pairs, and task {ctx.task.name} has "
+        raise ConfigError(f"judge=rm without judge.path needs held-out judge pairs, and task {ctx.task.name} has "
                          "none: give judge.path=<a scalar RM checkpoint folder>")
     key = config_key({"sft": ctx.keys["sft"], "judge": container(cfg, "judge")["judge"],
                       "trainer": training_setup(cfg)})

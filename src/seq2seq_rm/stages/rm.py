@@ -14,6 +14,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from seq2seq_rm.artifacts import Artifact, config_key
 from seq2seq_rm.data.pairs import PairDataModule, encode_pairs
 from seq2seq_rm.data.tokenizer import encode, special_ids
+from seq2seq_rm.errors import ConfigError, DataError
 from seq2seq_rm.eval.rm_probes import probe_warnings, rm_diagnostics
 from seq2seq_rm.models.backbone import context_length, load_backbone, save_backbone
 from seq2seq_rm.models.heads import ScalarHeadModel, save_scalar_head, write_rm_type
@@ -71,7 +72,7 @@ def fit_reward_model(ctx: Context, rm_cfg: DictConfig, train_pairs: list, val_pa
     train, bad_train = encode_pairs(train_pairs, ctx.tokenizer, max_length, rm_cfg.on_bad_pair, "train")
     val, bad_val = encode_pairs(val_pairs, ctx.tokenizer, max_length, rm_cfg.on_bad_pair, "val")
     if not train or not val:
-        raise ValueError(f"{rm_type} RM: no usable pairs left (train {len(train)}, val {len(val)}; skipped "
+        raise DataError(f"{rm_type} RM: no usable pairs left (train {len(train)}, val {len(val)}; skipped "
                          f"{dict(bad_train)} / {dict(bad_val)}): raise the model's context or the task's word budget")
     if rm_type == "scalar":
         model = ScalarHeadModel(model)
@@ -114,12 +115,12 @@ def run(ctx: Context) -> dict[str, float]:
     training config, whatever the read-off), read it as configured, then probe that read-off."""
     cfg, rm_type = ctx.cfg, ctx.cfg.rm.type
     if rm_type not in ("scalar", "seq2seq", "gold"):
-        raise ValueError(f"rm.type must be one of ['scalar', 'seq2seq', 'gold'], got {rm_type!r}")
+        raise ConfigError(f"rm.type must be one of ['scalar', 'seq2seq', 'gold'], got {rm_type!r}")
     if "sft" not in ctx.keys:  # the RM starts from the SFT policy and its tokenizer
         ctx.results.update(sft.run(ctx))
     if rm_type == "gold":
         if not ctx.task.has_gold_judge:
-            raise ValueError(f"rm=gold needs a gold judge, and task {ctx.task.name} has none: use rm=scalar|seq2seq")
+            raise ConfigError(f"rm=gold needs a gold judge, and task {ctx.task.name} has none: use rm=scalar|seq2seq")
         ctx.reward = GoldReward(ctx.task, ctx.tokenizer)
         return {}
     # the task config as a whole: the SFT key leaves out the knobs that shape the pairs, and they shape this RM

@@ -7,6 +7,8 @@ import random
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from seq2seq_rm.errors import ConfigError
+
 
 @dataclass(frozen=True)
 class Prompt:
@@ -112,23 +114,23 @@ class EmbeddedTask:
 
 def check_probability(name: str, value: float) -> None:
     if not 0.0 <= float(value) <= 1.0:
-        raise ValueError(f"task.{name} must be a probability in [0, 1], got {value!r}")
+        raise ConfigError(f"task.{name} must be a probability in [0, 1], got {value!r}")
 
 
 def check_positive(name: str, value: int) -> None:
     if int(value) != value or value < 1:
-        raise ValueError(f"task.{name} must be a positive integer, got {value!r}")
+        raise ConfigError(f"task.{name} must be a positive integer, got {value!r}")
 
 
 def check_distribution(name: str, weights: dict[str, float], allowed: tuple[str, ...]) -> None:
     unknown = sorted(set(weights) - set(allowed))
     if unknown:
-        raise ValueError(f"task.{name} has unknown keys {unknown}; valid keys: {list(allowed)}")
+        raise ConfigError(f"task.{name} has unknown keys {unknown}; valid keys: {list(allowed)}")
     for key, weight in weights.items():
         if weight < 0:
-            raise ValueError(f"task.{name}.{key} must be >= 0, got {weight!r}")
+            raise ConfigError(f"task.{name}.{key} must be >= 0, got {weight!r}")
     if sum(weights.values()) <= 0:
-        raise ValueError(f"task.{name} must have a positive total weight, got {dict(weights)!r}")
+        raise ConfigError(f"task.{name} must have a positive total weight, got {dict(weights)!r}")
 
 
 def weighted_choice(rng: random.Random, weights: dict[str, float]) -> str:
@@ -141,11 +143,11 @@ ANNOTATORS = ("tie_break", "utility_bt")
 
 def check_annotator(annotator: str, label_temperature: float, length_bias: float) -> None:
     if annotator not in ANNOTATORS:
-        raise ValueError(f"task.annotator must be one of {list(ANNOTATORS)}, got {annotator!r}")
+        raise ConfigError(f"task.annotator must be one of {list(ANNOTATORS)}, got {annotator!r}")
     if not float(label_temperature) > 0:
-        raise ValueError(f"task.label_temperature must be > 0, got {label_temperature!r}")
+        raise ConfigError(f"task.label_temperature must be > 0, got {label_temperature!r}")
     if not math.isfinite(float(length_bias)):
-        raise ValueError(f"task.length_bias must be a finite number (logit per word), got {length_bias!r}")
+        raise ConfigError(f"task.length_bias must be a finite number (logit per word), got {length_bias!r}")
 
 
 def bt_prefers_first(rng: random.Random, utility_a: float, utility_b: float, length_a: int, length_b: int,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from seq2seq_rm.errors import ConfigError
 from seq2seq_rm.tasks.base import PreferencePair, Prompt
 from seq2seq_rm.tasks.real import BadPair, RealTask
 from seq2seq_rm.tasks.records import Row, RowError, read_rows
@@ -43,7 +44,7 @@ class PKUSafeRLHFTask(RealTask):
 
     def __init__(self, preference: str = "safer", **kwargs) -> None:
         if preference not in PREFERENCES:
-            raise ValueError(f"task.preference must be one of {list(PREFERENCES)}, got {preference!r}")
+            raise ConfigError(f"task.preference must be one of {list(PREFERENCES)}, got {preference!r}")
         super().__init__(**kwargs)
         self.preference = preference
 

@@ -20,6 +20,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from seq2seq_rm.errors import ConfigError
 from seq2seq_rm.tasks.base import Demonstration, Judgement, PreferencePair, Prompt, TaskData, check_probability
 from seq2seq_rm.tasks.records import DataError
 
@@ -62,10 +63,10 @@ class RealTask:
                                test_fraction=test_fraction).items():
             check_probability(key, value)
         if val_fraction + judge_fraction + test_fraction >= 1:
-            raise ValueError("task.val_fraction + judge_fraction + test_fraction must leave pairs to train on, got "
+            raise ConfigError("task.val_fraction + judge_fraction + test_fraction must leave pairs to train on, got "
                              f"{val_fraction} + {judge_fraction} + {test_fraction}")
         if on_bad_pair not in BAD_PAIR_POLICIES:
-            raise ValueError(f"task.on_bad_pair must be one of {list(BAD_PAIR_POLICIES)}, got {on_bad_pair!r}")
+            raise ConfigError(f"task.on_bad_pair must be one of {list(BAD_PAIR_POLICIES)}, got {on_bad_pair!r}")
         self.path, self.split, self.seed, self.max_pairs = path, split, seed, max_pairs
         self.val_fraction, self.judge_fraction, self.test_fraction = val_fraction, judge_fraction, test_fraction
         self.n_rl_prompts, self.n_test_prompts = n_rl_prompts, n_test_prompts

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import gzip
 import json
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from seq2seq_rm.errors import UserError
+from seq2seq_rm.errors import DataError, UserError
 
 SUFFIXES = (".jsonl", ".jsonl.gz", ".json", ".json.gz")
 
@@ -25,10 +26,6 @@ class RowError(UserError, ValueError):
     def __init__(self, where: str, field: str, problem: str) -> None:
         super().__init__(f"{where}: field {field!r}: {problem}")
         self.where, self.field = where, field
-
-
-class DataError(UserError, ValueError):
-    """A dataset that cannot be used as a whole (no file, no usable pairs, an empty split)."""
 
 
 @dataclass(frozen=True)
@@ -64,6 +61,29 @@ def _open_text(path: Path):
 
 
 def _file_rows(path: Path) -> Iterator[Row]:
+    """Rows of one file; a file that cannot be read as text at all is named with what is wrong with it."""
+    try:
+        yield from _parsed_rows(path)
+    except gzip.BadGzipFile:
+        raise RowError(str(path), "<file>", "not a gzip file, though its name ends in .gz") from None
+    except (EOFError, zlib.error) as error:
+        raise RowError(str(path), "<file>", f"the compressed data is cut off or damaged ({error})") from None
+    except UnicodeDecodeError as error:
+        raise RowError(str(path), "<file>", f"not UTF-8 text (byte 0x{error.object[error.start]:02x} cannot be "
+                       "decoded); save the file as UTF-8") from None
+
+
+def _parse_json(text: str, where: str, field: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        place = f" at column {error.colno}" if field == "<line>" else f" at line {error.lineno}"
+        raise RowError(where, field, f"broken JSON ({error.msg}{place})") from None
+    except RecursionError:
+        raise RowError(where, field, "JSON nested too deeply to read") from None
+
+
+def _parsed_rows(path: Path) -> Iterator[Row]:
     name = path.name
     if name.endswith((".jsonl", ".jsonl.gz")):
         with _open_text(path) as f:
@@ -71,19 +91,13 @@ def _file_rows(path: Path) -> Iterator[Row]:
                 if not line.strip():
                     continue
                 where = f"{path}:{line_no}"
-                try:
-                    data = json.loads(line)
-                except json.JSONDecodeError as error:
-                    raise RowError(where, "<line>", f"broken JSON ({error.msg} at column {error.colno})") from None
+                data = _parse_json(line, where, "<line>")
                 if not isinstance(data, dict):
                     raise RowError(where, "<line>", f"expected a JSON object, got {type(data).__name__}")
                 yield Row(where, data)
     else:
         with _open_text(path) as f:
-            try:
-                data = json.load(f)
-            except json.JSONDecodeError as error:
-                raise RowError(f"{path}:{error.lineno}", "<file>", f"broken JSON ({error.msg})") from None
+            data = _parse_json(f.read(), str(path), "<file>")
         if not isinstance(data, list):
             raise RowError(str(path), "<file>", "a .json file must hold a list of rows")
         for i, item in enumerate(data):

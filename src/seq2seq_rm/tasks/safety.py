@@ -12,6 +12,7 @@ import random
 from collections.abc import Mapping
 
 from seq2seq_rm.align import kept_token_mask, similarity
+from seq2seq_rm.errors import ConfigError
 from seq2seq_rm.tasks.base import (
     Demonstration,
     EmbeddedTask,
@@ -122,11 +123,11 @@ class SafetyTask(EmbeddedTask):
         self.sft_mix = {k: dict(v) for k, v in (sft_mix or DEFAULT_SFT_MIX).items()}
         for kind in PROMPT_KINDS:
             if kind not in self.sft_mix:
-                raise ValueError(f"task.sft_mix lacks the prompt kind {kind!r}; it needs {list(PROMPT_KINDS)}")
+                raise ConfigError(f"task.sft_mix lacks the prompt kind {kind!r}; it needs {list(PROMPT_KINDS)}")
             check_distribution(f"sft_mix.{kind}", self.sft_mix[kind], RESPONSE_KINDS[:-1])
         unknown = sorted(set(self.sft_mix) - set(PROMPT_KINDS))
         if unknown:
-            raise ValueError(f"task.sft_mix has unknown prompt kinds {unknown}; valid: {list(PROMPT_KINDS)}")
+            raise ConfigError(f"task.sft_mix has unknown prompt kinds {unknown}; valid: {list(PROMPT_KINDS)}")
         self.seed, self.n_sft, self.n_pairs = seed, n_sft, n_pairs
         self.n_rl_prompts, self.n_test_prompts, self.val_fraction = n_rl_prompts, n_test_prompts, val_fraction
         self.q, self.p_alarm, self.noise = q, p_alarm, noise

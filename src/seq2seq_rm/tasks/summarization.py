@@ -17,6 +17,7 @@ from __future__ import annotations
 import random
 from collections.abc import Mapping
 
+from seq2seq_rm.errors import ConfigError
 from seq2seq_rm.tasks.base import (
     Demonstration,
     EmbeddedTask,
@@ -104,10 +105,10 @@ class SummarizationTask(EmbeddedTask):
         for key, value in dict(val_fraction=val_fraction, p_long=p_long, noise=noise).items():
             check_probability(key, value)
         if not (min_key <= max_key < min_facts <= max_facts):
-            raise ValueError("task needs min_key <= max_key < min_facts <= max_facts, got "
+            raise ConfigError("task needs min_key <= max_key < min_facts <= max_facts, got "
                              f"min_key={min_key}, max_key={max_key}, min_facts={min_facts}, max_facts={max_facts}")
         if key_position not in KEY_POSITIONS:
-            raise ValueError(f"task.key_position must be one of {list(KEY_POSITIONS)}, got {key_position!r}")
+            raise ConfigError(f"task.key_position must be one of {list(KEY_POSITIONS)}, got {key_position!r}")
         check_annotator(annotator, label_temperature, length_bias)
         self.annotator, self.label_temperature, self.length_bias = annotator, label_temperature, length_bias
         self.key_position = key_position
