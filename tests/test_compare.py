@@ -119,7 +119,7 @@ def test_verdict_words_follow_the_interval():
         {"task": "t", "matchup": "seq2seq_mean vs sft", "prompt_kind": "all", "win_rate": 0.45, "ci_low": 0.4,
          "ci_high": 0.52},
         {"task": "t", "matchup": "gold vs sft", "prompt_kind": "all", "win_rate": 0.3, "ci_low": 0.25, "ci_high": 0.35},
-    ])
+    ]).assign(prompt_set="test")
     assert verdicts(rates) == ["t: seq2seq_mean beats scalar 0.60 [0.55, 0.65]; ties with sft 0.45 [0.40, 0.52]. "
                                "gold-reward control loses to sft 0.30 [0.25, 0.35]"]
 
@@ -150,3 +150,25 @@ def test_entry_points_name_a_missing_folder_in_one_line(tmp_path, module):
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and "nowhere" in lines[0]
+
+
+def test_ood_prompt_sets_get_their_own_win_rates_table_and_plot(tmp_path):
+    """Runs evaluated on an extra prompt set: win rates per set, a set-by-matchup table in summary.md and a
+    plot; the verdicts and the test-set rows are those of the test set alone."""
+    kinds = ["benign", "harmful"]
+    for seed in (0, 1):
+        for arm, test_u, ood_u in (("seq2seq", [1.0, 1.0], [0.0, 0.0]), ("scalar", [0.0, 0.0], [1.0, 1.0])):
+            folder = tmp_path / f"{arm}{seed}"
+            fake_run(folder, "safety", arm, seed, test_u, kinds, [0.5, 0.5])
+            rows = [json.loads(x) for x in (folder / "generations.jsonl").read_text().splitlines()]
+            extra = [{**r, "prompt_set": "bare", "gold_utility": u} for r, u in zip(rows, ood_u, strict=True)]
+            (folder / "generations.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows + extra))
+    rates = win_rates(load_runs(tmp_path), "greedy")
+    overall = rates[rates["prompt_kind"] == "all"].set_index(["prompt_set", "matchup"])["win_rate"]
+    assert overall[("test", "seq2seq vs scalar")] == 1.0 and overall[("bare", "seq2seq vs scalar")] == 0.0
+    assert overall[("test", "seq2seq vs sft")] == 1.0 and overall[("bare", "seq2seq vs sft")] == 0.0
+    main([str(tmp_path), "--decoding", "greedy"])
+    summary = (tmp_path / "summary.md").read_text()
+    assert "safety: seq2seq beats scalar 1.00" in summary  # the verdict reads the test set only
+    assert "win rate by prompt set" in summary and "| seq2seq vs scalar |" in summary
+    assert (tmp_path / "win_rates_by_prompt_set.png").is_file()

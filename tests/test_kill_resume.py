@@ -116,20 +116,21 @@ def test_kill_at_random_points_of_every_stage(tmp_path, stage):
 
 @pytest.mark.slow
 def test_killed_compare_reruns_to_the_same_tables(tmp_path):
-    sweep = subprocess.run([sys.executable, "-m", "seq2seq_rm.run", "-m", *SMOKE, "stages=[sft,rm,ppo,eval]",
-                            "rm=scalar,gold", "hydra.sweep.dir=sweep"], cwd=tmp_path, capture_output=True, text=True,
-                           timeout=900)
-    assert sweep.returncode == 0, sweep.stderr[-3000:]
-    shutil.copytree(tmp_path / "sweep", tmp_path / "killed")
+    straight, killed = tmp_path / "straight" / "sweep", tmp_path / "killed" / "sweep"  # same name: same titles
+    run = subprocess.run([sys.executable, "-m", "seq2seq_rm.run", "-m", *SMOKE, "stages=[sft,rm,ppo,eval]",
+                          "rm=scalar,gold", f"hydra.sweep.dir={straight}"], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=900)
+    assert run.returncode == 0, run.stderr[-3000:]
+    shutil.copytree(straight, killed)
     compare = [sys.executable, "-m", "seq2seq_rm.compare"]
     began = time.time()
-    assert subprocess.run([*compare, "sweep"], cwd=tmp_path, capture_output=True, timeout=600).returncode == 0
+    assert subprocess.run([*compare, str(straight)], capture_output=True, timeout=600).returncode == 0
     duration = time.time() - began
-    proc = start([*compare, "killed"], tmp_path)
+    proc = start([*compare, str(killed)], tmp_path)
     time.sleep(random.Random("compare").uniform(0.5 * duration, 0.9 * duration))
     assert proc.poll() is None, "compare finished before it could be killed"
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=60)
-    assert subprocess.run([*compare, "killed"], cwd=tmp_path, capture_output=True, timeout=600).returncode == 0
-    for name in ("summary.md", "summary.csv"):
-        assert (tmp_path / "killed" / name).read_text() == (tmp_path / "sweep" / name).read_text()
+    assert subprocess.run([*compare, str(killed)], capture_output=True, timeout=600).returncode == 0
+    for name in ("summary.md", "summary.csv", "win_rates.csv"):
+        assert (killed / name).read_text() == (straight / name).read_text()

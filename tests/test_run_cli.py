@@ -132,7 +132,8 @@ def test_smoke_ppo_writes_train_and_policy_metrics(tmp_path):
 
 def test_smoke_sweep_of_all_arms_then_compare(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "seq2seq_rm.run", "-m", "experiment=smoke", "task=safety",
-                           "stages=[sft,rm,ppo,eval]", "rm=scalar,seq2seq,gold", "hydra.sweep.dir=sweep"],
+                           "stages=[sft,rm,ppo,eval]", "rm=scalar,seq2seq,gold", "hydra.sweep.dir=sweep",
+                           "eval.prompt_sets=[test,stacked]", "eval.n_ood_prompts=8"],
                           cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.count("[sft] done (cached)") == 2  # SFT trained once for three arms
@@ -145,6 +146,8 @@ def test_smoke_sweep_of_all_arms_then_compare(tmp_path):
     assert "seq2seq_sum vs scalar" in report.stdout
     assert (tmp_path / "sweep/summary.md").is_file() and (tmp_path / "sweep/win_rates.png").is_file()
     assert (tmp_path / "sweep/1/samples.jsonl").is_file()
+    assert "win rate by prompt set" in (tmp_path / "sweep/summary.md").read_text()
+    assert (tmp_path / "sweep/win_rates_by_prompt_set.png").is_file()
 
     # the analysis notebook runs top to bottom on this multirun
     import nbformat

@@ -11,13 +11,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from seq2seq_rm.errors import ConfigError
 
 STAGE_ORDER = ("sft", "rm", "ppo", "eval")
 # rewards.extraction.AGGREGATIONS, repeated so that checking imports no torch (a test keeps them equal)
 AGGREGATIONS = ("sum", "mean", "penalty", "cap")
+# each embedded task's ood_sets, repeated for the same reason (a test keeps them equal); other tasks: test only
+PROMPT_SETS = {"seq2seq_rm.tasks.SafetyTask": ("test", "bare", "stacked", "request_first"),
+               "seq2seq_rm.tasks.SummarizationTask": ("test", "interleaved", "long", "single_key")}
 
 
 @dataclass(frozen=True)
@@ -72,7 +75,7 @@ PPO = {"ppo.iterations": integer(1), "ppo.checkpoint_every": integer(1), "ppo.n_
            "kl_estimator": choice("k1", "k3"), "adaptive_kl": FLAG, "kl_target": number(0, strict=True),
            "kl_horizon": integer(1), "reward_norm": FLAG}.items()}
 EVAL = {"eval.n_prompts": integer(1), "eval.n_samples": integer(1), "eval.temperature": number(0, strict=True),
-        "eval.max_new_tokens": integer(1), "eval.n_logged": integer(0)}
+        "eval.max_new_tokens": integer(1), "eval.n_logged": integer(0), "eval.n_ood_prompts": integer(1)}
 
 
 def _type_ok(rule: Rule, value: object) -> bool:
@@ -102,6 +105,18 @@ def rules_for(cfg: DictConfig, stages: list[str]) -> dict[str, Rule]:
     return rules
 
 
+def _check_prompt_sets(cfg: DictConfig) -> None:
+    sets = OmegaConf.select(cfg, "eval.prompt_sets", default=None)
+    valid = PROMPT_SETS.get(OmegaConf.select(cfg, "task._target_", default=""), ("test",))
+    if not isinstance(sets, ListConfig | list) or not sets:
+        raise ConfigError(f"config: eval.prompt_sets={sets!r} is not allowed; it must be a non-empty list of "
+                          f"{list(valid)}")
+    unknown = [s for s in sets if s not in valid]
+    if unknown or len(set(sets)) != len(sets):
+        raise ConfigError(f"config: eval.prompt_sets={list(sets)!r} is not allowed; it must list distinct names "
+                          f"from {list(valid)}")
+
+
 def check_config(cfg: DictConfig, stages: list[str]) -> None:
     """Raise ``ConfigError`` naming the first bad key, its value and what is allowed."""
     for key, rule in rules_for(cfg, stages).items():
@@ -112,5 +127,7 @@ def check_config(cfg: DictConfig, stages: list[str]) -> None:
             raise ConfigError(f"config: {key} is missing; it must be {rule.allowed}")
         if not _type_ok(rule, value) or not rule.test(value):
             raise ConfigError(f"config: {key}={value!r} is not allowed; it must be {rule.allowed}")
+    if "eval" in stages:
+        _check_prompt_sets(cfg)
     if OmegaConf.select(cfg, "rm.reward.soft") is True and OmegaConf.select(cfg, "rm.reward.extraction") == "decode":
         raise ConfigError("config: rm.reward.soft=true applies to the prefix and per_token rules, not to decode")

@@ -50,8 +50,25 @@ class Run:
     def arm(self) -> str:
         return self.results.get("arm", self.results.get("rm", "sft"))
 
-    def responses(self, decoding: str) -> pd.DataFrame:
-        return self.samples if decoding == "sampled" and self.samples is not None else self.generations
+    def responses(self, decoding: str, prompt_set: str = "test") -> pd.DataFrame:
+        frame = self.samples if decoding == "sampled" and self.samples is not None else self.generations
+        return frame[frame["prompt_set"] == prompt_set].reset_index(drop=True)
+
+    @property
+    def prompt_sets(self) -> list[str]:
+        return list(dict.fromkeys(self.generations["prompt_set"]))
+
+
+def prompt_sets(runs: list[Run]) -> list[str]:
+    """Every prompt set any run was evaluated on, ``test`` first."""
+    seen = dict.fromkeys(s for r in runs for s in r.prompt_sets)
+    return sorted(seen, key=lambda s: (s != "test", list(seen).index(s)))
+
+
+def with_prompt_set(frame: pd.DataFrame) -> pd.DataFrame:
+    """A line without a prompt set (runs from before prompt sets existed) is from the test set."""
+    frame["prompt_set"] = frame["prompt_set"].fillna("test") if "prompt_set" in frame else "test"
+    return frame
 
 
 def load_runs(folder: Path) -> list[Run]:
@@ -60,10 +77,11 @@ def load_runs(folder: Path) -> list[Run]:
         generations = path.parent / "generations.jsonl"
         if not generations.is_file():
             continue
-        frame = read_rows(generations, required=("prompt", "response"))
+        frame = with_prompt_set(read_rows(generations, required=("prompt", "response")))
         frame["prompt_index"] = range(len(frame))
         samples_path = path.parent / "samples.jsonl"
-        samples = read_rows(samples_path, required=("prompt", "response")) if samples_path.is_file() else None
+        samples = (with_prompt_set(read_rows(samples_path, required=("prompt", "response")))
+                   if samples_path.is_file() else None)
         runs.append(Run(path.parent, read_results(path), frame, samples))
     if not runs:
         raise FileNotFoundError(f"no run with results.json and generations.jsonl under {folder} "
@@ -90,24 +108,26 @@ def _judged_scores(run_a: Run, a: pd.DataFrame, b: pd.DataFrame | None) -> np.nd
                                                     [str(x) for x in b["response"]]), dtype=float)
 
 
-def outcomes(runs: list[Run], task: str, arm_a: str, arm_b: str, decoding: str = "sampled") -> pd.DataFrame:
+def outcomes(runs: list[Run], task: str, arm_a: str, arm_b: str, decoding: str = "sampled",
+             prompt_set: str = "test") -> pd.DataFrame:
     """Per (seed, prompt[, sample]): 1 if arm_a's response has the higher gold utility, 0.5 on a tie,
     else 0. ``arm_b == 'sft'`` compares with the SFT policy's response stored beside arm_a's. A task
     without a gold judge (real data) is judged by the runs' eval judge (``judge=rm|api``), on the greedy
     responses (the only ones it judges). ``decoding``: ``sampled`` (where the runs wrote samples.jsonl)
-    or ``greedy``."""
+    or ``greedy``; ``prompt_set``: the eval prompt set (``test`` or an out-of-distribution set)."""
     if decoding not in DECODINGS:
         raise ValueError(f"decoding must be one of {list(DECODINGS)}, got {decoding!r}")
     rows = []
-    for run_a in (r for r in runs if r.results["task"] == task and r.arm == arm_a):
-        a, b = run_a.responses(decoding), None
+    for run_a in (r for r in runs if r.results["task"] == task and r.arm == arm_a and prompt_set in r.prompt_sets):
+        a, b = run_a.responses(decoding, prompt_set), None
         if arm_b != "sft":
             matches = [r for r in runs if r.results["task"] == task and r.arm == arm_b
                        and r.results["seed"] == run_a.results["seed"]
                        and all(r.results.get(k) == v for k, v in run_a.results.items() if k.startswith("knob/"))]
+            matches = [r for r in matches if prompt_set in r.prompt_sets]
             if not matches:
                 continue
-            b = matches[0].responses(decoding)
+            b = matches[0].responses(decoding, prompt_set)
             if list(b["prompt"]) != list(a["prompt"]):
                 raise ValueError(f"{run_a.folder} and {matches[0].folder} were evaluated on different prompts")
         if "gold_utility" in a:
@@ -127,22 +147,45 @@ def bootstrap_interval(scores: np.ndarray, n_boot: int = 2000, seed: int = 0) ->
 
 
 def win_rates(runs: list[Run], decoding: str = "sampled") -> pd.DataFrame:
+    """Every matchup's win rate per task and prompt set (``test`` and any out-of-distribution set), overall
+    and per prompt kind, with 95% intervals."""
     records = []
     for task in sorted({r.results["task"] for r in runs}):
-        for arm_a, arm_b in matchups({r.arm for r in runs if r.results["task"] == task}):
-            frame = outcomes(runs, task, arm_a, arm_b, decoding)
-            if frame.empty:
-                continue
-            groups = [("all", frame)]
-            if frame["prompt_kind"].nunique() > 1:  # one overall number can hide e.g. harmful compliance
-                groups += list(frame.groupby("prompt_kind"))
-            for kind, group in groups:
-                scores = group["score"].to_numpy(dtype=float)
-                low, high = bootstrap_interval(scores)
-                records.append({"task": task, "matchup": f"{arm_a} vs {arm_b}", "prompt_kind": kind,
-                                "win_rate": scores.mean(), "ci_low": low, "ci_high": high,
-                                "n": len(scores), "seeds": group["seed"].nunique()})
-    return pd.DataFrame.from_records(records)
+        for prompt_set in prompt_sets([r for r in runs if r.results["task"] == task]):
+            for arm_a, arm_b in matchups({r.arm for r in runs if r.results["task"] == task}):
+                frame = outcomes(runs, task, arm_a, arm_b, decoding, prompt_set)
+                if frame.empty:
+                    continue
+                groups = [("all", frame)]
+                if frame["prompt_kind"].nunique() > 1:  # one overall number can hide e.g. harmful compliance
+                    groups += list(frame.groupby("prompt_kind"))
+                for kind, group in groups:
+                    scores = group["score"].to_numpy(dtype=float)
+                    low, high = bootstrap_interval(scores)
+                    records.append({"task": task, "prompt_set": prompt_set, "matchup": f"{arm_a} vs {arm_b}",
+                                    "prompt_kind": kind, "win_rate": scores.mean(), "ci_low": low, "ci_high": high,
+                                    "n": len(scores), "seeds": group["seed"].nunique()})
+    columns = ["task", "prompt_set", "matchup", "prompt_kind", "win_rate", "ci_low", "ci_high", "n", "seeds"]
+    return pd.DataFrame.from_records(records, columns=columns)
+
+
+def in_distribution(rates: pd.DataFrame) -> pd.DataFrame:
+    return rates[rates["prompt_set"] == "test"].drop(columns="prompt_set")
+
+
+def ood_table(rates: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Per task with more than one prompt set: matchups as rows, prompt sets as columns ("win [95% CI]")."""
+    tables = {}
+    overall = rates[rates["prompt_kind"] == "all"]
+    for task, group in overall.groupby("task", sort=True):
+        if group["prompt_set"].nunique() < 2:
+            continue
+        cells = group.assign(cell=[f"{w:.3f} [{lo:.3f}, {hi:.3f}]" for w, lo, hi in
+                                   zip(group["win_rate"], group["ci_low"], group["ci_high"], strict=True)])
+        table = cells.pivot(index="matchup", columns="prompt_set", values="cell")
+        order = list(dict.fromkeys(group["prompt_set"]))
+        tables[task] = table.reindex(index=list(dict.fromkeys(group["matchup"])), columns=order).fillna("-")
+    return tables
 
 
 def knob_win_rates(runs: list[Run], decoding: str = "sampled") -> pd.DataFrame:
@@ -156,7 +199,7 @@ def knob_win_rates(runs: list[Run], decoding: str = "sampled") -> pd.DataFrame:
             if len(values) < 2:
                 continue
             for value in values:
-                rates = win_rates([r for r in task_runs if r.results.get(knob) == value], decoding)
+                rates = in_distribution(win_rates([r for r in task_runs if r.results.get(knob) == value], decoding))
                 rates = rates[rates["prompt_kind"] == "all"].drop(columns="prompt_kind")
                 frames.append(rates.assign(knob=knob.split("/", 1)[1], value=value))
     columns = ["task", "knob", "value", "matchup", "win_rate", "ci_low", "ci_high", "n", "seeds"]
@@ -216,7 +259,8 @@ def verdicts(rates: pd.DataFrame) -> list[str]:
         return f"{word} {opponent} {row.win_rate:.2f} [{row.ci_low:.2f}, {row.ci_high:.2f}]"
 
     lines = []
-    overall = rates[rates["prompt_kind"] == "all"]
+    overall = in_distribution(rates)
+    overall = overall[overall["prompt_kind"] == "all"]
     for task, group in overall.groupby("task", sort=True):
         rows = {r.matchup: r for r in group.itertuples()}
         parts = []
@@ -272,11 +316,14 @@ def main(argv: list[str] | None = None) -> None:
     summary.to_csv(out / "summary.csv", index=False)
     headline = headline_table(runs, args.decoding)
     said = verdicts(rates)
+    ood = ood_table(rates)
     (out / "summary.md").write_text(
         f"# {args.folder.name}: {args.decoding} responses, gold judge (95% bootstrap CIs over prompts and seeds)\n\n"
         + "\n".join(f"- {line}" for line in said) + "\n\n"
         + "\n\n".join(f"## {task}\n\n" + frame.loc[:, (frame != "-").any()].to_markdown(index=False)
-                        for task, frame in headline.drop(columns="task").groupby(headline["task"])) + "\n")
+                        for task, frame in headline.drop(columns="task").groupby(headline["task"])) + "\n"
+        + "".join(f"\n## {task}: win rate by prompt set (test = like the training prompts; the others are "
+                  f"out of distribution)\n\n{table.to_markdown()}\n" for task, table in ood.items()))
     plots = plot_all(runs, rates, out)
     knob_rates = knob_win_rates(runs, args.decoding)
     if not knob_rates.empty:
@@ -289,10 +336,10 @@ def main(argv: list[str] | None = None) -> None:
 
     table = Table(title=f"Head-to-head win rates under the gold judge, {args.decoding} responses (real data: the runs' "
                         "eval judge; ties count 1/2; 95% bootstrap CI)")
-    for column in ("task", "matchup", "prompt kind", "win rate", "95% CI", "n", "seeds"):
+    for column in ("task", "prompts", "matchup", "prompt kind", "win rate", "95% CI", "n", "seeds"):
         table.add_column(column)
     for row in rates.itertuples():
-        table.add_row(row.task, row.matchup, row.prompt_kind, f"{row.win_rate:.3f}",
+        table.add_row(row.task, row.prompt_set, row.matchup, row.prompt_kind, f"{row.win_rate:.3f}",
                       f"[{row.ci_low:.3f}, {row.ci_high:.3f}]", str(row.n), str(row.seeds))
     console = Console(width=max(Console().width, 110))
     console.print(table)

@@ -39,6 +39,38 @@ def plot_knobs(knob_rates: pd.DataFrame, out: Path) -> list[Path]:
     return paths
 
 
+def plot_prompt_sets(rates: pd.DataFrame, out: Path) -> list[Path]:
+    """Win rate by prompt set for each matchup (one panel per task with out-of-distribution sets)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    overall = rates[rates["prompt_kind"] == "all"]
+    tasks = [t for t, g in overall.groupby("task") if g["prompt_set"].nunique() > 1]
+    if not tasks:
+        return []
+    fig, axes = plt.subplots(1, len(tasks), figsize=(7 * len(tasks), 4.5), squeeze=False)
+    for ax, task in zip(axes[0], tasks, strict=True):
+        group = overall[overall["task"] == task]
+        sets = list(dict.fromkeys(group["prompt_set"]))
+        for matchup, line in group.groupby("matchup", sort=False):
+            x = [sets.index(s) for s in line["prompt_set"]]
+            err = np.stack([line["win_rate"] - line["ci_low"], line["ci_high"] - line["win_rate"]])
+            ax.errorbar(x, line["win_rate"], yerr=err, marker="o", capsize=3, label=matchup)
+        ax.axhline(0.5, color="black", lw=0.8, ls="--")
+        ax.set_xticks(range(len(sets)), sets)
+        ax.set_ylim(0, 1)
+        ax.set_ylabel("win rate")
+        ax.set_title(f"{task}: win rate by prompt set (95% CI)")
+        ax.legend(fontsize=6, ncol=2)
+    fig.tight_layout()
+    path = out / "win_rates_by_prompt_set.png"
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return [path]
+
+
 def plot_all(runs: list[Run], rates: pd.DataFrame, out: Path) -> list[Path]:
     import matplotlib
 
@@ -46,7 +78,7 @@ def plot_all(runs: list[Run], rates: pd.DataFrame, out: Path) -> list[Path]:
     import matplotlib.pyplot as plt
 
     paths = []
-    overall = rates[rates["prompt_kind"] == "all"]
+    overall = rates[(rates["prompt_kind"] == "all") & (rates["prompt_set"] == "test")]
     if not overall.empty:
         fig, axes = plt.subplots(1, overall["task"].nunique(), figsize=(6 * overall["task"].nunique(), 4),
                                  squeeze=False)
@@ -63,6 +95,7 @@ def plot_all(runs: list[Run], rates: pd.DataFrame, out: Path) -> list[Path]:
         fig.savefig(paths[-1], dpi=120)
         plt.close(fig)
 
+    paths += plot_prompt_sets(rates, out)
     summary = pd.DataFrame([{"task": r.results["task"], "arm": r.arm, **r.results} for r in runs])
     safety = summary[summary["task"] == "safety"]
     if not safety.empty and "eval/refusal_rate_benign" in safety:
@@ -80,10 +113,11 @@ def plot_all(runs: list[Run], rates: pd.DataFrame, out: Path) -> list[Path]:
         fig, ax = plt.subplots(figsize=(7, 4))
         for arm in sorted({r.arm for r in runs if r.results["task"] == task}, key=arm_order):
             lengths = [len(str(x).split()) for r in runs if r.results["task"] == task and r.arm == arm
-                       for x in r.generations["response"]]
+                       for x in r.responses("greedy")["response"]]
             if lengths:
                 ax.hist(lengths, bins=range(0, 34), alpha=0.5, label=arm)
-        sft = [len(str(x).split()) for r in runs if r.results["task"] == task for x in r.generations["sft_response"]]
+        sft = [len(str(x).split()) for r in runs if r.results["task"] == task
+               for x in r.responses("greedy")["sft_response"]]
         if sft:
             ax.hist(sft, bins=range(0, 34), histtype="step", color="black", label="sft")
         ax.set_title(f"{task}: response length (tokens)")

@@ -10,6 +10,7 @@ from hydra.utils import instantiate
 from transformers import PreTrainedModel
 
 from seq2seq_rm.data.tokenizer import encode
+from seq2seq_rm.errors import ConfigError
 from seq2seq_rm.eval.bias import bias_metrics, win_rate
 from seq2seq_rm.judges import verdicts_to_win_rate
 from seq2seq_rm.models.backbone import load_backbone
@@ -57,32 +58,32 @@ def _gold_eval(ctx: Context, prompts: list, greedy: list[str], sft_greedy: list[
     return metrics, rows, samples
 
 
-def run(ctx: Context) -> dict[str, float]:
-    """Judge the run's last policy (PPO's if it ran, else SFT's) on held-out prompts against the SFT
-    policy; write every generation, with the run's per-token rewards, to generations.jsonl.
+def _prompts(ctx: Context, name: str) -> list:
+    ev = ctx.cfg.eval
+    if name == "test":
+        return ctx.data.test_prompts[: ev.n_prompts]
+    if not hasattr(ctx.task, "prompt_set"):
+        raise ConfigError(f"eval.prompt_sets: task {ctx.task.name} has only the 'test' prompt set")
+    return ctx.task.prompt_set(name, ev.n_ood_prompts)
 
-    Embedded tasks are judged by their gold judge; a judge other than gold (``judge=rm|api``) also
-    gives ``eval/judge/win_rate_vs_sft``, and is the only judge of a real-data task."""
-    cfg, ev = ctx.cfg, ctx.cfg.eval
-    if ctx.policy is None:
-        ctx.results.update(ppo.run(ctx))
-    prompts = ctx.data.test_prompts[: ev.n_prompts]
+
+def _evaluate_set(ctx: Context, name: str, sft_policy: PreTrainedModel, judge) -> tuple[dict, list[dict], list[dict]]:
+    """Metrics (``eval/...`` for the test set, ``eval/<set>/...`` for the others), generation rows and
+    sample rows of one prompt set."""
+    ev = ctx.cfg.eval
+    prompts = _prompts(ctx, name)
     texts = [p.text for p in prompts]
-    ctx.policy.eval()
-    sft_policy = load_backbone(artifact_dir(cfg, "sft", ctx.keys["sft"])).eval()
     greedy = generate_responses(ctx.policy, ctx.tokenizer, texts, ev.max_new_tokens)
     sft_greedy = generate_responses(sft_policy, ctx.tokenizer, texts, ev.max_new_tokens)
     metrics = {"eval/length_mean": fmean(len(r.split()) for r in greedy),
                "eval/sft_length_mean": fmean(len(r.split()) for r in sft_greedy)}
     gold_rows: list[dict] = [{} for _ in prompts]
+    samples: list[dict] = []
     if ctx.task.has_gold_judge:
         gold_metrics, gold_rows, samples = _gold_eval(ctx, prompts, greedy, sft_greedy, sft_policy)
         metrics.update(gold_metrics)
-        with (ctx.output_dir / "samples.jsonl").open("w") as f:
-            f.writelines(json.dumps(row) + "\n" for row in samples)
     verdicts = None
-    if cfg.judge.type != "gold" or not ctx.task.has_gold_judge:
-        judge = judge_stage.run(ctx)
+    if judge is not None:
         verdicts = judge.compare(texts, greedy, sft_greedy)
         metrics["eval/judge/win_rate_vs_sft"] = verdicts_to_win_rate(verdicts)
         metrics.update({f"eval/judge/{k}": v for k, v in judge.statistics().items()})
@@ -97,12 +98,40 @@ def run(ctx: Context) -> dict[str, float]:
     rows = []
     for i, (prompt, response, sft_response) in enumerate(zip(prompts, greedy, sft_greedy, strict=True)):
         n_tokens = len(encode(ctx.tokenizer, response))
-        rows.append({"prompt": prompt.text, "prompt_kind": prompt.kind, "response": response,
+        rows.append({"prompt_set": name, "prompt": prompt.text, "prompt_kind": prompt.kind, "response": response,
                      "tokens": ctx.tokenizer.convert_ids_to_tokens(encode(ctx.tokenizer, response)),
                      **gold_rows[i],
                      "token_rewards": token_rewards[i, :n_tokens].tolist() if token_rewards is not None else None,
                      "sft_response": sft_response,
                      **({"judge_verdict_vs_sft": verdicts[i]} if verdicts is not None else {})})
+    if name != "test":
+        metrics = {f"eval/{name}/{k[len('eval/'):]}": v for k, v in metrics.items()}
+    return metrics, rows, [{"prompt_set": name, **row} for row in samples]
+
+
+def run(ctx: Context) -> dict[str, float]:
+    """Judge the run's last policy (PPO's if it ran, else SFT's) against the SFT policy on each prompt
+    set of ``eval.prompt_sets`` (``test``: held-out prompts like the training ones; the others: the
+    task's out-of-distribution sets); write every generation, with the run's per-token rewards, to
+    generations.jsonl and the samples to samples.jsonl (a ``prompt_set`` field on every line).
+
+    Embedded tasks are judged by their gold judge; a judge other than gold (``judge=rm|api``) also
+    gives ``eval/judge/win_rate_vs_sft``, and is the only judge of a real-data task."""
+    cfg, ev = ctx.cfg, ctx.cfg.eval
+    if ctx.policy is None:
+        ctx.results.update(ppo.run(ctx))
+    ctx.policy.eval()
+    sft_policy = load_backbone(artifact_dir(cfg, "sft", ctx.keys["sft"])).eval()
+    judge = judge_stage.run(ctx) if cfg.judge.type != "gold" or not ctx.task.has_gold_judge else None
+    metrics, rows, samples = {}, [], []
+    for name in ev.prompt_sets:
+        set_metrics, set_rows, set_samples = _evaluate_set(ctx, name, sft_policy, judge)
+        metrics.update(set_metrics)
+        rows += set_rows
+        samples += set_samples
+    if samples:
+        with (ctx.output_dir / "samples.jsonl").open("w") as f:
+            f.writelines(json.dumps(row) + "\n" for row in samples)
     with (ctx.output_dir / "generations.jsonl").open("w") as f:
         f.writelines(json.dumps(row) + "\n" for row in rows)
     logger = instantiate(cfg.logger)(stage="eval")
@@ -110,5 +139,3 @@ def run(ctx: Context) -> dict[str, float]:
     log_generation_table(logger, "eval/generations", rows[: ev.n_logged])
     logger.finalize("success")
     return metrics
-
-

@@ -87,8 +87,23 @@ class EmbeddedTask:
     n_test_prompts: int
     val_fraction: float
 
+    # Out-of-distribution prompt sets: prompts whose structure differs from the training prompts (never
+    # their vocabulary), judged by the same gold judge; name -> what the set changes (README, compare).
+    ood_sets: dict[str, str] = {}
+
     def _sample_prompt(self, rng: random.Random) -> Prompt:
         raise NotImplementedError
+
+    def _sample_ood_prompt(self, rng: random.Random, name: str) -> Prompt:
+        raise NotImplementedError
+
+    def prompt_set(self, name: str, n: int) -> list[Prompt]:
+        """``n`` prompts of the out-of-distribution set ``name`` (seeded: the same for every arm and run)."""
+        if name not in self.ood_sets:
+            raise ConfigError(f"eval.prompt_sets: task {self.name} has no prompt set {name!r}; valid: "
+                              f"{['test', *self.ood_sets]}")
+        rng = random.Random(f"{self.seed}-ood-{name}")
+        return [self._sample_ood_prompt(rng, name) for _ in range(n)]
 
     def _demonstration(self, rng: random.Random) -> Demonstration:
         raise NotImplementedError

@@ -89,6 +89,11 @@ class SafetyTask(EmbeddedTask):
                          "annotator", "label_temperature", "length_bias")
     prompt_kinds = PROMPT_KINDS
     response_kinds = RESPONSE_KINDS
+    ood_sets = {
+        "bare": "the request alone, no question around it ('steal a car ?')",
+        "stacked": "two or three context sentences before the question instead of at most one",
+        "request_first": "the question first, then a context sentence after it",
+    }
 
     def __init__(
         self,
@@ -144,6 +149,19 @@ class SafetyTask(EmbeddedTask):
         kind = kind or weighted_choice(rng, self.prompt_mix)
         action = rng.choice(sorted(self._topics[kind]))
         text = rng.choice(PREFIXES) + rng.choice(TEMPLATES).format(a=action)
+        return Prompt(text=text, kind=kind)
+
+    def _sample_ood_prompt(self, rng: random.Random, name: str) -> Prompt:
+        kind = weighted_choice(rng, self.prompt_mix)
+        action = rng.choice(sorted(self._topics[kind]))
+        request = rng.choice(TEMPLATES).format(a=action)
+        context = [p for p in PREFIXES if p]
+        if name == "bare":
+            text = f"{action} {rng.choice(('?', '.'))}"
+        elif name == "stacked":
+            text = "".join(rng.sample(context, rng.randint(2, 3))) + request
+        else:  # request_first
+            text = f"{request} {rng.choice(context).strip()}"
         return Prompt(text=text, kind=kind)
 
     def _response(self, rng: random.Random, prompt: Prompt, kind: str, n_wrong: int = 0) -> str:

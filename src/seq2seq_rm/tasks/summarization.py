@@ -77,6 +77,11 @@ class SummarizationTask(EmbeddedTask):
     preference_fields = ("n_pairs", "p_long", "noise", "annotator", "label_temperature", "length_bias")
     prompt_kinds = PROMPT_KINDS
     response_kinds = RESPONSE_KINDS
+    ood_sets = {
+        "interleaved": "key facts anywhere in the document instead of leading it",
+        "long": "10-12 facts of which 4-5 are key (training: 6-8 facts, 2-3 key)",
+        "single_key": "4-5 facts of which exactly one is key",
+    }
 
     def __init__(
         self,
@@ -121,12 +126,23 @@ class SummarizationTask(EmbeddedTask):
 
     # ----------------------------------------------------------------- generation
     def _sample_prompt(self, rng: random.Random) -> Prompt:
+        return self._document(rng, rng.randint(self.min_facts, self.max_facts), rng.randint(self.min_key, self.max_key),
+                              interleave=self.key_position == "anywhere")
+
+    def _sample_ood_prompt(self, rng: random.Random, name: str) -> Prompt:
+        if name == "interleaved":
+            return self._document(rng, rng.randint(self.min_facts, self.max_facts),
+                                  rng.randint(self.min_key, self.max_key), interleave=True)
+        interleave = self.key_position == "anywhere"
+        if name == "long":
+            return self._document(rng, rng.randint(10, 12), rng.randint(4, 5), interleave)
+        return self._document(rng, rng.randint(4, 5), 1, interleave)  # single_key
+
+    def _document(self, rng: random.Random, n_facts: int, n_key: int, interleave: bool) -> Prompt:
         topic = rng.choice(ENTITIES)
-        n_facts = rng.randint(self.min_facts, self.max_facts)
-        n_key = rng.randint(self.min_key, self.max_key)
         others = [e for e in ENTITIES if e != topic]
         subjects = [topic] * n_key + [rng.choice(others) for _ in range(n_facts - n_key)]
-        if self.key_position == "anywhere":
+        if interleave:
             rng.shuffle(subjects)
         facts, seen = [], set()
         for subject in subjects:
