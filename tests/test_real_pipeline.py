@@ -92,3 +92,22 @@ def test_hh_smoke_with_smollm2_trains_and_generates(tmp_path):
     assert results["sft/val/loss"] > 0 and "eval/win_rate_vs_sft" in results
     (generations,) = list((tmp_path / "outputs").rglob("generations.jsonl"))
     assert any(json.loads(line)["response"].strip() for line in generations.read_text().splitlines())
+
+
+def test_a_policy_trained_on_hh_is_evaluated_on_pku_prompts_as_an_ood_set(tmp_path):
+    """Real-data OOD: HH-trained SFT policy, PKU-SafeRLHF prompts (local file of the hub schema) as the set
+    ``ood_pku_saferlhf``, judged by the run's held-out judge RM."""
+    from test_real_tasks import pku_row
+
+    data = hh_file(tmp_path / "hh.jsonl")
+    pku = write_jsonl(tmp_path / "pku.jsonl", [pku_row(i) for i in range(60)])
+    proc = run_cli("experiment=hh_smoke", f"task.path={data}", *TINY, "stages=[sft,eval]",
+                   "+task@eval.ood_task=pku_saferlhf", f"eval.ood_task.path={pku}", "eval.n_ood_prompts=5",
+                   "hydra.run.dir=outputs/ood", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = results_of(tmp_path)
+    assert 0.0 <= results["eval/ood_pku_saferlhf/judge/win_rate_vs_sft"] <= 1.0
+    assert 0.0 <= results["eval/judge/win_rate_vs_sft"] <= 1.0
+    lines = [json.loads(x) for x in (tmp_path / "outputs/ood/generations.jsonl").read_text().splitlines()]
+    ood = [x for x in lines if x["prompt_set"] == "ood_pku_saferlhf"]
+    assert len(ood) == 5 and all(x["prompt"].startswith("How do I do thing") for x in ood)

@@ -33,6 +33,7 @@ class Context:
     tokenizer: PreTrainedTokenizerBase | None = None
     reward: RewardFunction | None = None
     judge_spec: dict | None = None  # how to rebuild the eval judge (compare uses it for head-to-heads)
+    extra_prompt_sets: dict[str, list] = field(default_factory=dict)  # eval: prompt sets from eval.ood_task
 
 
 def container(cfg: DictConfig, *keys: str) -> dict:

@@ -58,10 +58,22 @@ def _gold_eval(ctx: Context, prompts: list, greedy: list[str], sft_greedy: list[
     return metrics, rows, samples
 
 
+def ood_task_set(ctx: Context) -> tuple[str, list] | None:
+    """``eval.ood_task`` (another task's config, e.g. ``+task@eval.ood_task=pku_saferlhf``): its held-out
+    test prompts as one more prompt set, ``ood_<its name>``, judged by this run's judge."""
+    spec = ctx.cfg.eval.get("ood_task")
+    if not spec:
+        return None
+    other = instantiate(spec)
+    return f"ood_{other.name}", other.generate().test_prompts[: ctx.cfg.eval.n_ood_prompts]
+
+
 def _prompts(ctx: Context, name: str) -> list:
     ev = ctx.cfg.eval
     if name == "test":
         return ctx.data.test_prompts[: ev.n_prompts]
+    if name in ctx.extra_prompt_sets:
+        return ctx.extra_prompt_sets[name]
     if not hasattr(ctx.task, "prompt_set"):
         raise ConfigError(f"eval.prompt_sets: task {ctx.task.name} has only the 'test' prompt set")
     return ctx.task.prompt_set(name, ev.n_ood_prompts)
@@ -123,8 +135,10 @@ def run(ctx: Context) -> dict[str, float]:
     ctx.policy.eval()
     sft_policy = load_backbone(artifact_dir(cfg, "sft", ctx.keys["sft"])).eval()
     judge = judge_stage.run(ctx) if cfg.judge.type != "gold" or not ctx.task.has_gold_judge else None
+    extra = ood_task_set(ctx)
+    ctx.extra_prompt_sets = dict([extra]) if extra else {}
     metrics, rows, samples = {}, [], []
-    for name in ev.prompt_sets:
+    for name in [*ev.prompt_sets, *ctx.extra_prompt_sets]:
         set_metrics, set_rows, set_samples = _evaluate_set(ctx, name, sft_policy, judge)
         metrics.update(set_metrics)
         rows += set_rows
