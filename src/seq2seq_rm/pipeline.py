@@ -17,6 +17,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from seq2seq_rm.config_check import check_config
+from seq2seq_rm.config_tree import show_and_save
 from seq2seq_rm.errors import ConfigError
 from seq2seq_rm.stages import eval as eval_stage
 from seq2seq_rm.stages import ppo, rm, sft
@@ -70,6 +71,7 @@ def run(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
     torch.set_num_threads(int(cfg.threads))
     task: Task = instantiate(cfg.task)
     output_dir.mkdir(parents=True, exist_ok=True)
+    show_and_save(cfg, output_dir, show=bool(cfg.get("print_config", True)))
     ctx = Context(cfg=cfg, task=task, data=task.generate(), output_dir=output_dir)
     ctx.results.update(ctx.data.stats)
     for stage in stages:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import lightning as L
 from hydra.utils import instantiate
+from lightning.pytorch.callbacks import Callback, ModelSummary, ProgressBar
 from omegaconf import DictConfig, OmegaConf
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
@@ -41,14 +42,31 @@ def container(cfg: DictConfig, *keys: str) -> dict:
             for k in keys}
 
 
+# debug flags (conf/debug) that change what is learned: part of the key only when set, so that the keys
+# of ordinary runs stay what they were
+DEBUG_FLAGS = ("fast_dev_run", "overfit_batches", "limit_train_batches", "limit_val_batches")
+
+
 def training_setup(cfg: DictConfig) -> dict:
     """The trainer settings that change what a stage learns (not progress bars or logging cadence)."""
-    return {k: cfg.trainer.get(k) for k in ("accelerator", "devices", "strategy", "precision", "gradient_clip_val")}
+    setup = {k: cfg.trainer.get(k) for k in ("accelerator", "devices", "strategy", "precision", "gradient_clip_val")}
+    return setup | {k: cfg.trainer[k] for k in DEBUG_FLAGS if cfg.trainer.get(k) not in (None, False, 0, 0.0)}
 
 
-def make_trainer(cfg: DictConfig, stage: str, **overrides) -> L.Trainer:
+def configured_callbacks(cfg: DictConfig) -> list[Callback]:
+    """The ``callbacks`` group, without a progress bar where the trainer has progress bars off."""
+    callbacks = [instantiate(spec) for spec in (cfg.get("callbacks") or {}).values() if spec]
+    if not cfg.trainer.get("enable_progress_bar", True):
+        callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
+    return callbacks
+
+
+def make_trainer(cfg: DictConfig, stage: str, callbacks: list[Callback] | None = None, **overrides) -> L.Trainer:
     logger = instantiate(cfg.logger)(stage=stage)
-    return instantiate(cfg.trainer, logger=logger, **overrides)
+    every = configured_callbacks(cfg) + list(callbacks or [])
+    if any(isinstance(c, ModelSummary) for c in every):
+        overrides.setdefault("enable_model_summary", True)
+    return instantiate(cfg.trainer, logger=logger, callbacks=every, **overrides)
 
 
 def cached(ctx: Context, stage: str, artifact: Artifact, build: Callable[[Path], dict[str, float]],
