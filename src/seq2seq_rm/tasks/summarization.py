@@ -126,20 +126,23 @@ class SummarizationTask(EmbeddedTask):
 
     # ----------------------------------------------------------------- generation
     def _sample_prompt(self, rng: random.Random) -> Prompt:
-        return self._document(rng, rng.randint(self.min_facts, self.max_facts), rng.randint(self.min_key, self.max_key),
+        return self._document(rng, (self.min_facts, self.max_facts), (self.min_key, self.max_key),
                               interleave=self.key_position == "anywhere")
 
     def _sample_ood_prompt(self, rng: random.Random, name: str) -> Prompt:
-        if name == "interleaved":
-            return self._document(rng, rng.randint(self.min_facts, self.max_facts),
-                                  rng.randint(self.min_key, self.max_key), interleave=True)
         interleave = self.key_position == "anywhere"
+        if name == "interleaved":
+            return self._document(rng, (self.min_facts, self.max_facts), (self.min_key, self.max_key), True)
         if name == "long":
-            return self._document(rng, rng.randint(10, 12), rng.randint(4, 5), interleave)
-        return self._document(rng, rng.randint(4, 5), 1, interleave)  # single_key
+            return self._document(rng, (10, 12), (4, 5), interleave)
+        return self._document(rng, (4, 5), (1, 1), interleave)  # single_key
 
-    def _document(self, rng: random.Random, n_facts: int, n_key: int, interleave: bool) -> Prompt:
+    def _document(self, rng: random.Random, n_facts_range: tuple[int, int], n_key_range: tuple[int, int],
+                  interleave: bool) -> Prompt:
+        # the draws keep their order (topic, sizes, subjects): cached artifacts were trained on this stream
         topic = rng.choice(ENTITIES)
+        n_facts = rng.randint(*n_facts_range)
+        n_key = rng.randint(*n_key_range)
         others = [e for e in ENTITIES if e != topic]
         subjects = [topic] * n_key + [rng.choice(others) for _ in range(n_facts - n_key)]
         if interleave:
