@@ -23,7 +23,7 @@ SETS = [(task, name) for task in (SAFETY, SUMMARIZATION) for name in task.ood_se
 def test_each_task_has_three_described_sets_and_the_config_check_knows_them():
     for task in (SAFETY, SUMMARIZATION):
         assert len(task.ood_sets) >= 3 and all(task.ood_sets.values())
-        assert PROMPT_SETS[f"seq2seq_rm.tasks.{type(task).__name__}"] == ("test", *task.ood_sets)
+        assert PROMPT_SETS[f"seq2seq_rm.tasks.{type(task).__name__}"] == ("test", "val", *task.ood_sets)
 
 
 @pytest.mark.parametrize("task,name", SETS, ids=[f"{t.name}-{n}" for t, n in SETS])
@@ -93,7 +93,7 @@ def test_summarization_sets_change_the_structure_they_say():
 
 
 def test_an_unknown_set_names_the_valid_ones():
-    with pytest.raises(ConfigError, match=r"valid: \['test', 'bare', 'stacked', 'request_first'\]"):
+    with pytest.raises(ConfigError, match=r"valid: \['test', 'val', 'bare', 'stacked', 'request_first'\]"):
         SAFETY.prompt_set("poems", 3)
 
 
@@ -133,3 +133,29 @@ def test_a_bad_prompt_set_stops_before_any_work(tmp_path):
     proc = run_cli("stages=[sft,eval]", "eval.prompt_sets=[test,interleaved]", cwd=tmp_path)
     assert proc.returncode == 2 and "eval.prompt_sets" in proc.stderr and "request_first" in proc.stderr
     assert not (tmp_path / "artifacts").exists()
+
+
+@pytest.mark.parametrize("task", [SAFETY, SUMMARIZATION], ids=["safety", "summarization"])
+def test_validation_prompts_never_are_test_prompts(task):
+    data = task.generate()
+    val = task.prompt_set("val", 128)
+    test = {p.text for p in data.test_prompts}
+    assert len(val) == 128 and not {p.text for p in val} & test
+    assert {p.kind for p in val} == {p.kind for p in data.test_prompts}  # the same distribution's kinds
+    if task is SUMMARIZATION:  # a large prompt space: no overlap with the RL prompts either
+        assert not {p.text for p in val} & {p.text for p in data.rl_prompts}
+
+
+def test_real_task_validation_prompts_come_from_the_validation_pairs(tmp_path):
+    from test_real_tasks import SPLITS, hh_row, write_jsonl
+
+    from seq2seq_rm.tasks import HHTask
+
+    path = write_jsonl(tmp_path / "train.jsonl", [hh_row(i) for i in range(60)])
+    task = HHTask(path=str(path), **SPLITS)
+    data = task.generate()
+    val = {p.text for p in task.prompt_set("val", 100)}
+    assert val == {p.prompt.text for p in data.pairs_val}
+    assert not val & {p.text for p in data.test_prompts} and not val & {p.text for p in data.rl_prompts}
+    with pytest.raises(ConfigError, match="'test', 'val'"):
+        task.prompt_set("bare", 3)

@@ -19,8 +19,8 @@ STAGE_ORDER = ("sft", "rm", "ppo", "eval")
 # rewards.extraction.AGGREGATIONS, repeated so that checking imports no torch (a test keeps them equal)
 AGGREGATIONS = ("sum", "mean", "penalty", "cap")
 # each embedded task's ood_sets, repeated for the same reason (a test keeps them equal); other tasks: test only
-PROMPT_SETS = {"seq2seq_rm.tasks.SafetyTask": ("test", "bare", "stacked", "request_first"),
-               "seq2seq_rm.tasks.SummarizationTask": ("test", "interleaved", "long", "single_key")}
+PROMPT_SETS = {"seq2seq_rm.tasks.SafetyTask": ("test", "val", "bare", "stacked", "request_first"),
+               "seq2seq_rm.tasks.SummarizationTask": ("test", "val", "interleaved", "long", "single_key")}
 
 
 @dataclass(frozen=True)
@@ -107,7 +107,7 @@ def rules_for(cfg: DictConfig, stages: list[str]) -> dict[str, Rule]:
 
 def _check_prompt_sets(cfg: DictConfig) -> None:
     sets = OmegaConf.select(cfg, "eval.prompt_sets", default=None)
-    valid = PROMPT_SETS.get(OmegaConf.select(cfg, "task._target_", default=""), ("test",))
+    valid = PROMPT_SETS.get(OmegaConf.select(cfg, "task._target_", default=""), ("test", "val"))
     if not isinstance(sets, ListConfig | list) or not sets:
         raise ConfigError(f"config: eval.prompt_sets={sets!r} is not allowed; it must be a non-empty list of "
                           f"{list(valid)}")

@@ -86,6 +86,7 @@ def run(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
              if k in cfg.task}
     results = {"task": task.name, "seed": int(cfg.seed), **arm, **knobs, **{f"key/{k}": v for k, v in ctx.keys.items()},
                **({"judge": ctx.judge_spec} if ctx.judge_spec else {}),
+               **({"tuned": cfg.tuned} if cfg.get("tuned") else {}),
                "warnings": ctx.warnings, "environment": environment(), **dict(sorted(ctx.results.items()))}
     (output_dir / "results.json").write_text(json.dumps(results, indent=2))
     return ctx.results

@@ -229,6 +229,9 @@ def headline_table(runs: list[Run], decoding: str = "sampled") -> pd.DataFrame:
                 arm_runs = [r for r in subset if r.arm == arm]
                 record = {"task": task, **{k.split("/", 1)[1]: v for k, v in zip(knobs, setting, strict=True)},
                           "arm": arm, "seeds": len({r.results["seed"] for r in arm_runs})}
+                tuned = {r.results["tuned"] for r in arm_runs if r.results.get("tuned")}
+                if tuned:  # each arm's own best PPO settings from an equal-budget study on validation prompts
+                    record["tuned"] = "; ".join(sorted(tuned))
                 for other in ("sft", "scalar", "gold"):
                     scores = outcomes(subset, task, arm, other, decoding)["score"].to_numpy(dtype=float)
                     if other != arm and len(scores):

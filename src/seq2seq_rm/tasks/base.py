@@ -98,12 +98,33 @@ class EmbeddedTask:
         raise NotImplementedError
 
     def prompt_set(self, name: str, n: int) -> list[Prompt]:
-        """``n`` prompts of the out-of-distribution set ``name`` (seeded: the same for every arm and run)."""
+        """``n`` prompts of the set ``name`` (seeded: the same for every arm and run): ``val`` (like the
+        training prompts, for tuning; never a test prompt) or one of the out-of-distribution sets."""
+        if name == "val":
+            return self.validation_prompts(n)
         if name not in self.ood_sets:
             raise ConfigError(f"eval.prompt_sets: task {self.name} has no prompt set {name!r}; valid: "
-                              f"{['test', *self.ood_sets]}")
+                              f"{['test', 'val', *self.ood_sets]}")
         rng = random.Random(f"{self.seed}-ood-{name}")
         return [self._sample_ood_prompt(rng, name) for _ in range(n)]
+
+    def _test_prompts(self) -> list[Prompt]:
+        rng = random.Random(f"{self.seed}-test")
+        return [self._sample_prompt(rng) for _ in range(self.n_test_prompts)]
+
+    def validation_prompts(self, n: int) -> list[Prompt]:
+        """Prompts from the training distribution whose text is not a test prompt's, for choosing
+        hyperparameters without looking at the test set. (They may repeat an RL prompt where the prompt
+        space is small: safety has 416 distinct prompts and 1,024 RL prompts are drawn from them.)"""
+        test = {p.text for p in self._test_prompts()}
+        rng, prompts = random.Random(f"{self.seed}-val-prompts"), []
+        for _ in range(1000 * n):
+            if len(prompts) == n:
+                return prompts
+            prompt = self._sample_prompt(rng)
+            if prompt.text not in test:
+                prompts.append(prompt)
+        raise ConfigError(f"task {self.name}: fewer than {n} prompts outside the test set; lower eval.n_ood_prompts")
 
     def _demonstration(self, rng: random.Random) -> Demonstration:
         raise NotImplementedError
@@ -116,14 +137,14 @@ class EmbeddedTask:
         pairs = [self._pair(random.Random(f"{self.seed}-pair-{i}")) for i in range(self.n_pairs)]
         n_sft_train, _ = split_counts(self.n_sft, self.val_fraction)
         n_pair_train, _ = split_counts(self.n_pairs, self.val_fraction)
-        rl_rng, test_rng = random.Random(f"{self.seed}-rl"), random.Random(f"{self.seed}-test")
+        rl_rng = random.Random(f"{self.seed}-rl")
         return TaskData(
             sft_train=demos[:n_sft_train],
             sft_val=demos[n_sft_train:],
             pairs_train=pairs[:n_pair_train],
             pairs_val=pairs[n_pair_train:],
             rl_prompts=[self._sample_prompt(rl_rng) for _ in range(self.n_rl_prompts)],
-            test_prompts=[self._sample_prompt(test_rng) for _ in range(self.n_test_prompts)],
+            test_prompts=self._test_prompts(),
         )
 
 

@@ -162,6 +162,12 @@ class RealTask:
                               stats=stats)
         return self._data
 
+    def prompt_set(self, name: str, n: int) -> list[Prompt]:
+        """``val``: the prompts of the validation pairs (the split is by prompt, so never an RL or test prompt)."""
+        if name != "val":
+            raise ConfigError(f"eval.prompt_sets: task {self.name} has the prompt sets ['test', 'val'], not {name!r}")
+        return list({p.prompt.text: p.prompt for p in self.generate().pairs_val}.values())[:n]
+
     def judge(self, prompt: str, response: str) -> Judgement:
         raise NotImplementedError(f"task {self.name} has no gold judge: evaluate with judge=rm or judge=api")
 
