@@ -253,6 +253,31 @@ def headline_table(runs: list[Run], decoding: str = "sampled") -> pd.DataFrame:
     return frame[leading + matchup_columns + metrics].fillna("-")
 
 
+def ood_bias_table(runs: list[Run], decoding: str = "sampled") -> dict[str, pd.DataFrame]:
+    """Per task evaluated on more than one prompt set: the bias metrics and gold utility of each arm on
+    each set (means ± spread over seeds), beside the win rates of ``ood_table``."""
+    tables = {}
+    for task in sorted({r.results["task"] for r in runs}):
+        task_runs = [r for r in runs if r.results["task"] == task]
+        sets = prompt_sets(task_runs)
+        if len(sets) < 2:
+            continue
+        records = []
+        for arm in sorted({r.arm for r in task_runs}, key=arm_order):
+            for prompt_set in sets:
+                prefix = "eval/" if prompt_set == "test" else f"eval/{prompt_set}/"
+                prefix += "sampled/" if decoding == "sampled" else ""
+                record = {"arm": arm, "prompt set": prompt_set}
+                for label, metric in [*BIAS_COLUMNS.get(task, []), ("gold utility", "gold_utility")]:
+                    values = [r.results[prefix + metric] for r in task_runs if r.arm == arm
+                              and prefix + metric in r.results]
+                    if values:
+                        record[label] = f"{np.mean(values):.2f} ± {np.std(values):.2f}"
+                records.append(record)
+        tables[task] = pd.DataFrame.from_records(records).fillna("-")
+    return tables
+
+
 def verdicts(rates: pd.DataFrame) -> list[str]:
     """One line per task in words: how each seq2seq arm fares against the scalar arm and against SFT,
     and whether the gold arm had headroom over SFT (the control every comparison needs)."""
@@ -319,14 +344,15 @@ def main(argv: list[str] | None = None) -> None:
     summary.to_csv(out / "summary.csv", index=False)
     headline = headline_table(runs, args.decoding)
     said = verdicts(rates)
-    ood = ood_table(rates)
+    ood, ood_bias = ood_table(rates), ood_bias_table(runs, args.decoding)
     (out / "summary.md").write_text(
         f"# {args.folder.name}: {args.decoding} responses, gold judge (95% bootstrap CIs over prompts and seeds)\n\n"
         + "\n".join(f"- {line}" for line in said) + "\n\n"
         + "\n\n".join(f"## {task}\n\n" + frame.loc[:, (frame != "-").any()].to_markdown(index=False)
                         for task, frame in headline.drop(columns="task").groupby(headline["task"])) + "\n"
         + "".join(f"\n## {task}: win rate by prompt set (test = like the training prompts; the others are "
-                  f"out of distribution)\n\n{table.to_markdown()}\n" for task, table in ood.items()))
+                  f"out of distribution)\n\n{table.to_markdown()}\n\n{ood_bias[task].to_markdown(index=False)}\n"
+                  for task, table in ood.items()))
     plots = plot_all(runs, rates, out)
     knob_rates = knob_win_rates(runs, args.decoding)
     if not knob_rates.empty:
