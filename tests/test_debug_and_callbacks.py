@@ -90,3 +90,17 @@ def test_config_tree_is_saved_even_when_not_printed(tmp_path):
     text = tree.read_text()
     assert text.startswith("CONFIG") and "SafetyTask" in text and "\x1b[" not in text
     assert OmegaConf.to_yaml(composed("experiment=smoke").sft).splitlines()[0].split(":")[0] in text
+
+
+def test_the_slurm_paper_sweep_composes_one_gpu_job_per_run():
+    cfg = composed_with_hydra("experiment=paper_slurm", "hydra.launcher.partition=gpu")
+    assert cfg.hydra.launcher._target_.endswith("SlurmLauncher")
+    assert cfg.hydra.launcher.gpus_per_node == 1 and cfg.hydra.launcher.partition == "gpu"
+    assert cfg.trainer.accelerator == "gpu" and cfg.trainer.precision == "bf16-mixed"
+    assert dict(cfg.hydra.sweeper.params) == {"rm": "scalar,seq2seq,gold", "task": "safety,summarization",
+                                              "seed": "0,1,2"}
+
+
+def composed_with_hydra(*overrides: str):
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        return compose("run", overrides=list(overrides), return_hydra_config=True)
