@@ -180,6 +180,7 @@ def run_cli(*overrides: str, cwd: Path) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=600)
 
 
+@pytest.mark.slow
 def test_a_truncated_sft_artifact_is_rebuilt_by_the_next_run(tmp_path):
     """End to end: the damaged weights of a finished SFT artifact are found, moved aside and retrained to
     the same results; the warning names the file and lands in results.json."""
