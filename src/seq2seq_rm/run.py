@@ -8,6 +8,7 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
@@ -22,6 +23,7 @@ def main(cfg: DictConfig) -> float:
 
     try:
         check_config(cfg, list(cfg.stages))  # before the heavy imports: a bad value fails in a second
+        instantiate(cfg.task)  # the task checks its own knobs in its constructor, which loads no data
         from seq2seq_rm.pipeline import run
 
         results = run(cfg, Path(HydraConfig.get().runtime.output_dir))

@@ -19,6 +19,7 @@ import random
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 from seq2seq_rm.errors import ConfigError
 from seq2seq_rm.tasks.base import Demonstration, Judgement, PreferencePair, Prompt, TaskData, check_probability
@@ -67,6 +68,8 @@ class RealTask:
                              f"{val_fraction} + {judge_fraction} + {test_fraction}")
         if on_bad_pair not in BAD_PAIR_POLICIES:
             raise ConfigError(f"task.on_bad_pair must be one of {list(BAD_PAIR_POLICIES)}, got {on_bad_pair!r}")
+        if path and not Path(path).expanduser().exists():  # found before any work, not when the data is read
+            raise DataError(f"task.path {path} is neither a file nor a folder")
         self.path, self.split, self.seed, self.max_pairs = path, split, seed, max_pairs
         self.val_fraction, self.judge_fraction, self.test_fraction = val_fraction, judge_fraction, test_fraction
         self.n_rl_prompts, self.n_test_prompts = n_rl_prompts, n_test_prompts
