@@ -96,7 +96,8 @@ def test_killed_ppo_run_resumes_to_the_same_results(tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("stage", list(CASES))
 def test_kill_at_random_points_of_every_stage(tmp_path, stage):
-    """Three kill points drawn uniformly over the stage's own duration (measured on an uninterrupted run)."""
+    """Three kill points drawn uniformly over the first 60% of the stage's own duration, measured on an
+    uninterrupted run (not all of it: on a loaded machine a later run can be faster than the reference)."""
     reference = tmp_path / "reference"
     reference.mkdir()
     cmd = command(*CASES[stage])
@@ -108,7 +109,7 @@ def test_kill_at_random_points_of_every_stage(tmp_path, stage):
         folder.mkdir()
         if stage != "sft":  # start from the earlier stages' artifacts, as a rerun of a long run would
             shutil.copytree(reference / "artifacts" / "sft", folder / "artifacts" / "sft")
-        was_killed, got = kill_and_rerun(cmd, folder, STARTED[stage], rng.uniform(0.0, duration))
+        was_killed, got = kill_and_rerun(cmd, folder, STARTED[stage], rng.uniform(0.0, 0.6 * duration))
         kills += was_killed
         assert got == expected, f"kill point {point} changed the results"
     print(f"[kill -9] {stage}: {kills} of 3 runs killed mid-stage, 3 reruns identical to the uninterrupted run")
