@@ -365,11 +365,13 @@ def main(argv: list[str] | None = None) -> None:
 
     table = Table(title=f"Head-to-head win rates under the gold judge, {args.decoding} responses (real data: the runs' "
                         "eval judge; ties count 1/2; 95% bootstrap CI)")
-    for column in ("task", "prompts", "matchup", "prompt kind", "win rate", "95% CI", "n", "seeds"):
+    several_sets = rates["prompt_set"].nunique() > 1  # the prompt-set column only when there is a choice
+    for column in ("task", *(["prompts"] if several_sets else []), "matchup", "prompt kind", "win rate", "95% CI",
+                   "n", "seeds"):
         table.add_column(column)
     for row in rates.itertuples():
-        table.add_row(row.task, row.prompt_set, row.matchup, row.prompt_kind, f"{row.win_rate:.3f}",
-                      f"[{row.ci_low:.3f}, {row.ci_high:.3f}]", str(row.n), str(row.seeds))
+        table.add_row(row.task, *([row.prompt_set] if several_sets else []), row.matchup, row.prompt_kind,
+                      f"{row.win_rate:.3f}", f"[{row.ci_low:.3f}, {row.ci_high:.3f}]", str(row.n), str(row.seeds))
     console = Console(width=max(Console().width, 110))
     console.print(table)
     for line in said:
