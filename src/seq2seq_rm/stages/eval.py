@@ -13,6 +13,7 @@ from seq2seq_rm.data.tokenizer import encode
 from seq2seq_rm.errors import ConfigError
 from seq2seq_rm.eval.bias import bias_metrics, win_rate
 from seq2seq_rm.judges import verdicts_to_win_rate
+from seq2seq_rm.judges.base import PairwiseJudge
 from seq2seq_rm.models.backbone import load_backbone
 from seq2seq_rm.models.generation import generate_responses
 from seq2seq_rm.modules.samples import log_generation_table
@@ -79,7 +80,8 @@ def _prompts(ctx: Context, name: str) -> list:
     return ctx.task.prompt_set(name, ev.n_ood_prompts)
 
 
-def _evaluate_set(ctx: Context, name: str, sft_policy: PreTrainedModel, judge) -> tuple[dict, list[dict], list[dict]]:
+def _evaluate_set(ctx: Context, name: str, sft_policy: PreTrainedModel,
+                  judge: PairwiseJudge | None) -> tuple[dict, list[dict], list[dict]]:
     """Metrics (``eval/...`` for the test set, ``eval/<set>/...`` for the others), generation rows and
     sample rows of one prompt set."""
     ev = ctx.cfg.eval
