@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -54,15 +55,15 @@ class Run:
         frame = self.samples if decoding == "sampled" and self.samples is not None else self.generations
         return frame[frame["prompt_set"] == prompt_set].reset_index(drop=True)
 
-    @property
-    def prompt_sets(self) -> list[str]:
+    @cached_property
+    def prompt_sets(self) -> list[str]:  # asked once per matchup and set: computed once
         return list(dict.fromkeys(self.generations["prompt_set"]))
 
 
 def prompt_sets(runs: list[Run]) -> list[str]:
     """Every prompt set any run was evaluated on, ``test`` first."""
-    seen = dict.fromkeys(s for r in runs for s in r.prompt_sets)
-    return sorted(seen, key=lambda s: (s != "test", list(seen).index(s)))
+    seen = list(dict.fromkeys(s for r in runs for s in r.prompt_sets))
+    return [s for s in seen if s == "test"] + [s for s in seen if s != "test"]
 
 
 def with_prompt_set(frame: pd.DataFrame) -> pd.DataFrame:
