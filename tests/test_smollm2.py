@@ -7,7 +7,7 @@ import importlib.util
 import pytest
 import torch
 
-from seq2seq_rm.data.tokenizer import FB, SEP, special_ids
+from seq2seq_rm.data.tokenizer import FB, SEP, encode_prompt, special_ids
 from seq2seq_rm.models.generation import generate_responses
 from seq2seq_rm.models.smollm2 import converted_smollm2, smollm2_backbone, smollm2_tokenizer
 
@@ -29,3 +29,8 @@ def test_converts_once_and_loads_offline(tmp_path):
     assert model.get_input_embeddings().weight.shape[0] == len(tokenizer)
     (answer,) = generate_responses(model, tokenizer, ["Human: What is the capital of France?\n\nAssistant:"], 12)
     assert answer.strip()  # the pretrained model says something (untrained <sep> placement aside)
+    # its ChatML template (the config's default, chat_template=auto) wraps the HH dialogue turn by turn
+    chat = smollm2_tokenizer([], str(cache), chat_template="auto")
+    prompt = chat.decode(encode_prompt(chat, "Human: What is the capital of France?\n\nAssistant:"))
+    assert prompt.startswith("<|im_start|>system\n") and prompt.endswith(
+        "<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n")

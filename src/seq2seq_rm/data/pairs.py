@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader
 from transformers import PreTrainedTokenizerBase
 
 from seq2seq_rm.data.layout import pad_batch, rewrite_example, right_pad, scored_sequence
-from seq2seq_rm.data.tokenizer import SpecialIds, encode, special_ids
+from seq2seq_rm.data.tokenizer import SpecialIds, encode, encode_prompt, special_ids
 from seq2seq_rm.errors import ConfigError, DataError
 from seq2seq_rm.tasks.base import PreferencePair
 
@@ -49,7 +49,7 @@ def encode_pairs(pairs: list[PreferencePair], tokenizer: PreTrainedTokenizerBase
         raise ConfigError(f"data.on_bad_pair must be one of {list(BAD_PAIR_POLICIES)}, got {on_bad_pair!r}")
     kept, bad = [], Counter()
     for i, pair in enumerate(pairs):
-        encoded = EncodedPair(encode(tokenizer, pair.prompt.text), encode(tokenizer, pair.chosen),
+        encoded = EncodedPair(encode_prompt(tokenizer, pair.prompt.text), encode(tokenizer, pair.chosen),
                               encode(tokenizer, pair.rejected))
         reason = bad_pair_reason(encoded, max_length)
         if reason is None:

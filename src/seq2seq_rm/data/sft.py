@@ -10,7 +10,7 @@ from torch.utils.data import DataLoader
 from transformers import PreTrainedTokenizerBase
 
 from seq2seq_rm.data.layout import pad_batch, sft_example
-from seq2seq_rm.data.tokenizer import encode, special_ids
+from seq2seq_rm.data.tokenizer import encode, encode_prompt, special_ids
 from seq2seq_rm.errors import DataError
 from seq2seq_rm.tasks.base import Demonstration
 
@@ -21,7 +21,7 @@ def encode_demonstrations(
     ids = special_ids(tokenizer)
     rows = []
     for i, demo in enumerate(demos):
-        row = sft_example(encode(tokenizer, demo.prompt.text), encode(tokenizer, demo.response), ids)
+        row = sft_example(encode_prompt(tokenizer, demo.prompt.text), encode(tokenizer, demo.response), ids)
         if len(row["input_ids"]) > max_length:
             # truncating would train on a response cut mid-way: refuse instead
             raise DataError(f"SFT {split} demonstration {i} has {len(row['input_ids'])} tokens, more than "

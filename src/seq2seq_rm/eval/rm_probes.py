@@ -12,7 +12,7 @@ import torch
 from torchmetrics.functional.classification import binary_f1_score, binary_precision, binary_recall
 from transformers import PreTrainedTokenizerBase
 
-from seq2seq_rm.data.tokenizer import encode
+from seq2seq_rm.data.tokenizer import encode, encode_prompt
 from seq2seq_rm.judges.base import verdict_from_scores
 from seq2seq_rm.rewards.interface import RewardFunction, Seq2seqReward
 from seq2seq_rm.tasks.base import PreferencePair, Prompt, Task
@@ -33,7 +33,7 @@ def probe_rewards(task: Task, reward: RewardFunction, tokenizer: PreTrainedToken
     for prompt in prompts:
         probes = task.probe_responses(prompt.text)
         for name in names:
-            prompt_ids.append(encode(tokenizer, prompt.text))
+            prompt_ids.append(encode_prompt(tokenizer, prompt.text))
             response_ids.append(encode(tokenizer, probes[name]))
     totals = reward.total_rewards(prompt_ids, response_ids).tolist()
     return {name: totals[i::len(names)] for i, name in enumerate(names)}
@@ -52,7 +52,7 @@ def safety_probes(task: Task, reward: RewardFunction, tokenizer: PreTrainedToken
         out[f"refusal_preferred/{kind}"] = fmean(float(g > 0) for g in gaps)
         if isinstance(reward, Seq2seqReward) and kind != "harmful":
             refusal = encode(tokenizer, task.probe_responses(chosen[0].text)["refusal"])
-            rewrites = reward.rewrites([encode(tokenizer, p.text) for p in chosen], [refusal] * len(chosen))
+            rewrites = reward.rewrites([encode_prompt(tokenizer, p.text) for p in chosen], [refusal] * len(chosen))
             out[f"refusal_rewritten/{kind}"] = fmean(float(r != refusal) for r in rewrites)
     return out
 
@@ -84,7 +84,7 @@ def token_label_agreement(task: Task, reward: RewardFunction, tokenizer: PreTrai
             ids = encode(tokenizer, response)
             labels = task.judge(pair.prompt.text, response).token_labels
             if len(ids) == len(labels):
-                prompt_ids.append(encode(tokenizer, pair.prompt.text))
+                prompt_ids.append(encode_prompt(tokenizer, pair.prompt.text))
                 response_ids.append(ids)
                 gold.append(labels)
     if not gold:
@@ -101,7 +101,7 @@ def real_data_probes(reward: RewardFunction, tokenizer: PreTrainedTokenizerBase,
                      pairs: list[PreferencePair]) -> dict[str, float]:
     """Without a gold judge: held-out pairwise accuracy, the correlation of reward with length (the
     length bias), and, where the data has safety labels, how often the safe response outscores the unsafe."""
-    prompts = [encode(tokenizer, p.prompt.text) for p in pairs]
+    prompts = [encode_prompt(tokenizer, p.prompt.text) for p in pairs]
     responses = [encode(tokenizer, p.chosen) for p in pairs] + [encode(tokenizer, p.rejected) for p in pairs]
     totals = reward.total_rewards(prompts + prompts, responses).tolist()
     chosen, rejected = totals[: len(pairs)], totals[len(pairs):]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
-from seq2seq_rm.data.tokenizer import encode, special_ids
+from seq2seq_rm.data.tokenizer import encode, encode_prompt, special_ids
 from seq2seq_rm.errors import ConfigError
 from seq2seq_rm.judges.base import PairwiseJudge, verdict_from_scores
 from seq2seq_rm.models.heads import load_scalar_head, read_rm_type
@@ -30,7 +30,7 @@ class RewardModelJudge(PairwiseJudge):
         return cls(ScalarReward(load_scalar_head(directory).eval(), special_ids(tokenizer)), tokenizer)
 
     def compare(self, prompts: list[str], responses_a: list[str], responses_b: list[str]) -> list[float]:
-        prompt_ids = [encode(self.tokenizer, p) for p in prompts]
+        prompt_ids = [encode_prompt(self.tokenizer, p) for p in prompts]
         scores = self.reward.scores(prompt_ids + prompt_ids,
                                     [encode(self.tokenizer, r) for r in [*responses_a, *responses_b]]).tolist()
         n = len(prompts)

@@ -8,7 +8,7 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from seq2seq_rm.data.layout import left_pad, policy_prompt
-from seq2seq_rm.data.tokenizer import SpecialIds, encode, special_ids
+from seq2seq_rm.data.tokenizer import SpecialIds, encode_prompt, special_ids
 
 
 @torch.no_grad()
@@ -94,6 +94,6 @@ def generate_responses(
     batch_size: int = 64,
 ) -> list[str]:
     ids = special_ids(tokenizer)
-    contexts = [policy_prompt(encode(tokenizer, p), ids) for p in prompts]
+    contexts = [policy_prompt(encode_prompt(tokenizer, p), ids) for p in prompts]
     rows = generate_continuations(model, contexts, ids, max_new_tokens, do_sample, temperature, top_k, batch_size)
     return [tokenizer.decode(r, skip_special_tokens=True).strip() for r in rows]

@@ -16,7 +16,7 @@ import torch
 from filelock import FileLock
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
-from seq2seq_rm.data.tokenizer import load_pretrained_tokenizer
+from seq2seq_rm.data.tokenizer import ChatTemplate, load_pretrained_tokenizer
 from seq2seq_rm.models.backbone import pretrained_causal_lm
 
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -61,8 +61,9 @@ def converted_smollm2(cache_dir: str | Path) -> Path:
     return target
 
 
-def smollm2_tokenizer(vocabulary: list[str], cache_dir: str) -> PreTrainedTokenizerBase:
-    return load_pretrained_tokenizer(vocabulary, str(converted_smollm2(cache_dir)))
+def smollm2_tokenizer(vocabulary: list[str], cache_dir: str, chat_template: ChatTemplate = False
+                      ) -> PreTrainedTokenizerBase:
+    return load_pretrained_tokenizer(vocabulary, str(converted_smollm2(cache_dir)), chat_template=chat_template)
 
 
 def smollm2_backbone(tokenizer: PreTrainedTokenizerBase, cache_dir: str, **options) -> PreTrainedModel:

@@ -9,7 +9,7 @@ import torch
 from hydra.utils import instantiate
 from transformers import PreTrainedModel
 
-from seq2seq_rm.data.tokenizer import encode
+from seq2seq_rm.data.tokenizer import encode, encode_prompt
 from seq2seq_rm.errors import ConfigError
 from seq2seq_rm.eval.bias import bias_metrics, win_rate
 from seq2seq_rm.judges import verdicts_to_win_rate
@@ -106,7 +106,7 @@ def _evaluate_set(ctx: Context, name: str, sft_policy: PreTrainedModel,
 
     token_rewards = None
     if ctx.reward is not None:
-        prompt_ids = [encode(ctx.tokenizer, t) for t in texts]
+        prompt_ids = [encode_prompt(ctx.tokenizer, t) for t in texts]
         response_ids = [encode(ctx.tokenizer, r) for r in greedy]
         token_rewards = ctx.reward.token_rewards(prompt_ids, response_ids)
     rows = []

@@ -15,7 +15,7 @@ from omegaconf import OmegaConf
 from torch.utils.data import DataLoader
 
 from seq2seq_rm.artifacts import Artifact, config_key
-from seq2seq_rm.data.tokenizer import encode, special_ids
+from seq2seq_rm.data.tokenizer import encode_prompt, special_ids
 from seq2seq_rm.eval.policy import evaluate_policy
 from seq2seq_rm.models.backbone import load_backbone, save_backbone
 from seq2seq_rm.models.lora import add_lora
@@ -55,7 +55,7 @@ def run(ctx: Context) -> dict[str, float]:
     def build(work_dir: Path) -> dict[str, float]:
         L.seed_everything(cfg.seed, workers=True, verbose=False)
         policy = add_lora(load_backbone(artifact_dir(cfg, "sft", ctx.keys["sft"])).train(), cfg.model.get("lora"))
-        prompts = [encode(ctx.tokenizer, p.text) for p in ctx.data.rl_prompts]
+        prompts = [encode_prompt(ctx.tokenizer, p.text) for p in ctx.data.rl_prompts]
         module = instantiate(ppo.module, policy=policy, reward=ctx.reward, ids=special_ids(ctx.tokenizer),
                              prompts=prompts, seed=cfg.seed,
                              judge=GoldReward(ctx.task, ctx.tokenizer) if ctx.task.has_gold_judge else None)

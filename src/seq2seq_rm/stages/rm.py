@@ -13,7 +13,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from seq2seq_rm.artifacts import Artifact, config_key
 from seq2seq_rm.data.pairs import PairDataModule, encode_pairs
-from seq2seq_rm.data.tokenizer import encode, special_ids
+from seq2seq_rm.data.tokenizer import encode, encode_prompt, special_ids
 from seq2seq_rm.errors import ConfigError, DataError
 from seq2seq_rm.eval.rm_probes import probe_warnings, rm_diagnostics
 from seq2seq_rm.models.backbone import context_length, load_backbone, save_backbone
@@ -45,7 +45,7 @@ def scalar_reward(ctx: Context, model: ScalarHeadModel, options: DictConfig | No
     reward = ScalarReward(model, special_ids(ctx.tokenizer), length_penalty=float(options.get("length_penalty", 0.0)))
     if options.get("decorrelate_length", False):
         pairs = ctx.data.pairs_train[:1000]
-        prompts = [encode(ctx.tokenizer, p.prompt.text) for p in pairs] * 2
+        prompts = [encode_prompt(ctx.tokenizer, p.prompt.text) for p in pairs] * 2
         responses = [encode(ctx.tokenizer, p.chosen) for p in pairs] + [encode(ctx.tokenizer, p.rejected)
                                                                          for p in pairs]
         lengths = torch.tensor([len(r) for r in responses])
