@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from seq2seq_rm.data.tokenizer import (build_word_tokenizer, chat_messages, encode, encode_prompt,
-                                       load_pretrained_tokenizer)
+from seq2seq_rm.data.tokenizer import (
+    build_word_tokenizer,
+    chat_messages,
+    encode,
+    encode_prompt,
+    load_pretrained_tokenizer,
+)
 from seq2seq_rm.errors import ConfigError
 
 # ChatML, as SmolLM2-Instruct and Qwen write it, with words a word-level tokenizer can hold

@@ -52,7 +52,9 @@ def wait_for(pattern: str, root: Path, proc: subprocess.Popen, timeout: float = 
 def latest_results(cwd: Path) -> dict:
     paths = sorted((cwd / "outputs").rglob("results.json"), key=lambda p: p.stat().st_mtime)
     assert paths, f"no results.json under {cwd / 'outputs'}"
-    return json.loads(paths[-1].read_text())
+    results = json.loads(paths[-1].read_text())
+    results.pop("resources")  # wall times and memory peaks differ between any two runs
+    return results
 
 
 def uninterrupted(cmd: list[str], cwd: Path, started: str) -> tuple[dict, float]:

@@ -16,17 +16,23 @@ def run_cli(*overrides: str, cwd: Path, timeout: int = 300) -> subprocess.Comple
                           text=True, timeout=timeout)
 
 
-def results_of(cwd: Path) -> dict:
+def results_of(cwd: Path, with_resources: bool = False) -> dict:
+    """A run's results; without the wall times and memory peaks (which no two runs share) unless asked."""
     (path,) = list((cwd / "outputs").rglob("results.json"))
-    return json.loads(path.read_text())
+    results = json.loads(path.read_text())
+    if not with_resources:
+        results.pop("resources")
+    return results
 
 
 @pytest.mark.parametrize("task", ["safety", "summarization"])
 def test_smoke_sft_writes_results(tmp_path, task):
     proc = run_cli("experiment=smoke", f"task={task}", "stages=[sft]", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    results = results_of(tmp_path)
+    results = results_of(tmp_path, with_resources=True)
     assert results["task"] == task
+    used = results["resources"]["sft"]
+    assert used["seconds"] > 0 and used["peak_rss_mib"] > 50 and used["cached"] is False
     for key in ("sft/val/loss", "sft/val/perplexity", "sft/policy/gold_utility", "sft/policy/length_mean"):
         assert isinstance(results[key], float)
     assert "[sft] done" in proc.stdout
@@ -44,7 +50,9 @@ def test_same_seed_gives_identical_results_and_cache_is_reused(tmp_path):
     assert results_of(first) == results_of(second)
     again = run_cli("experiment=smoke", "seed=7", "hydra.run.dir=outputs/again", cwd=first)
     assert again.returncode == 0 and "(cached)" in again.stdout
-    assert json.loads((first / "outputs/again/results.json").read_text()) == results_of(second)
+    rerun = json.loads((first / "outputs/again/results.json").read_text())
+    assert rerun.pop("resources")["sft"]["cached"] is True
+    assert rerun == results_of(second)
 
 
 def test_unknown_task_lists_the_valid_choices(tmp_path):

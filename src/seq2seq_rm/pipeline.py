@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import platform
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from omegaconf import DictConfig
 from seq2seq_rm.config_check import check_config
 from seq2seq_rm.config_tree import show_and_save
 from seq2seq_rm.errors import ConfigError
+from seq2seq_rm.resources import stage_resources
 from seq2seq_rm.stages import eval as eval_stage
 from seq2seq_rm.stages import ppo, rm, sft
 from seq2seq_rm.stages.context import Context
@@ -74,19 +74,21 @@ def run(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
     show_and_save(cfg, output_dir, show=bool(cfg.get("print_config", True)))
     ctx = Context(cfg=cfg, task=task, data=task.generate(), output_dir=output_dir)
     ctx.results.update(ctx.data.stats)
+    resources: dict[str, dict] = {}
     for stage in stages:
-        start = time.perf_counter()
-        metrics = STAGES[stage](ctx)
-        finish_wandb_run()
+        with stage_resources(resources.setdefault(stage, {})) as used:
+            metrics = STAGES[stage](ctx)
+            finish_wandb_run()
+        used["cached"] = stage in ctx.reused
         ctx.results.update(metrics)
-        cached = stage in ctx.reused
-        print(one_line_summary(stage, metrics, time.perf_counter() - start, cached), flush=True)
+        print(one_line_summary(stage, metrics, used["seconds"], used["cached"]), flush=True)
     arm = {"rm": cfg.rm.type, "arm": arm_label(cfg.rm), "rm_scorer": read_off_label(cfg.rm)} if "rm" in stages else {}
     knobs = {f"knob/{k}": cfg.task[k] for k in ("annotator", "length_bias", "p_long", "q", "p_alarm", "noise")
              if k in cfg.task}
     results = {"task": task.name, "seed": int(cfg.seed), **arm, **knobs, **{f"key/{k}": v for k, v in ctx.keys.items()},
                **({"judge": ctx.judge_spec} if ctx.judge_spec else {}),
                **({"tuned": cfg.tuned} if cfg.get("tuned") else {}),
-               "warnings": ctx.warnings, "environment": environment(), **dict(sorted(ctx.results.items()))}
+               "warnings": ctx.warnings, "environment": environment(), "resources": resources,
+               **dict(sorted(ctx.results.items()))}
     (output_dir / "results.json").write_text(json.dumps(results, indent=2))
     return ctx.results
