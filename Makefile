@@ -32,8 +32,9 @@ run: $(STAMP)
 	$(PY) -m seq2seq_rm.report $$dir && \
 	$(PY) -m seq2seq_rm.compare $$dir
 
+# one test worker per core (pytest-xdist); -n 0 runs them in this process
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto --dist worksteal
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks
