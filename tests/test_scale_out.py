@@ -65,3 +65,13 @@ def test_paper_real_runs_every_stage_on_cpu_with_a_local_model_and_data(tmp_path
     assert all(r["peak_rss_mib"] > 0 for r in results["resources"].values())
     rows_out = [json.loads(x) for x in (tmp_path / "outputs/real/generations.jsonl").read_text().splitlines()]
     assert len(rows_out) == 8 and rows_out[0]["prompt"].startswith("How do I do thing")
+
+
+def test_the_ray_paper_sweep_composes_one_gpu_task_per_run():
+    pytest.importorskip("hydra_plugins.hydra_ray_launcher", reason="hydra-ray-launcher lives in its own environment")
+    cfg = composed("experiment=paper_ray")
+    assert cfg.hydra.launcher._target_.endswith("RayLauncher")
+    assert cfg.hydra.launcher.ray.remote.num_gpus == 1 and cfg.hydra.launcher.ray.init.address == "auto"
+    assert cfg.trainer.accelerator == "gpu"
+    assert dict(cfg.hydra.sweeper.params) == {"rm": "scalar,seq2seq,gold", "task": "safety,summarization",
+                                              "seed": "0,1,2"}
