@@ -63,3 +63,18 @@ def test_a_required_template_that_is_missing_is_a_config_error(tmp_path):
         load_pretrained_tokenizer([], saved_tokenizer(tmp_path, None), chat_template=True)
     with pytest.raises(ConfigError, match="auto, true or false"):
         load_pretrained_tokenizer([], saved_tokenizer(tmp_path, TEMPLATE), chat_template="yes")
+
+
+def test_the_choice_travels_with_the_saved_tokenizer(tmp_path):
+    """Later stages and the judge load the tokenizer from the SFT artifact: they must wrap prompts the same way."""
+    from transformers import AutoTokenizer
+
+    tokenizer = load_pretrained_tokenizer([], saved_tokenizer(tmp_path / "hub", TEMPLATE), chat_template="auto")
+    tokenizer.save_pretrained(tmp_path / "artifact")
+    reloaded = AutoTokenizer.from_pretrained(tmp_path / "artifact")
+    assert encode_prompt(reloaded, "how do i bake bread") == encode_prompt(tokenizer, "how do i bake bread")
+    assert encode_prompt(reloaded, "how do i bake bread") != encode(reloaded, "how do i bake bread")
+    off = load_pretrained_tokenizer([], saved_tokenizer(tmp_path / "hub2", TEMPLATE), chat_template=False)
+    off.save_pretrained(tmp_path / "artifact_off")
+    reloaded_off = AutoTokenizer.from_pretrained(tmp_path / "artifact_off")
+    assert encode_prompt(reloaded_off, "how do i bake bread") == encode(reloaded_off, "how do i bake bread")

@@ -14,7 +14,7 @@ from test_run_cli import results_of, run_cli
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from seq2seq_rm.config_check import check_config
-from seq2seq_rm.data.tokenizer import build_word_tokenizer
+from seq2seq_rm.data.tokenizer import CHAT_TEMPLATE_KEY, build_word_tokenizer
 from seq2seq_rm.run import CONFIG_DIR
 
 
@@ -63,6 +63,9 @@ def test_paper_real_runs_every_stage_on_cpu_with_a_local_model_and_data(tmp_path
     assert 0.0 <= results["eval/judge/win_rate_vs_sft"] <= 1.0
     assert set(results["resources"]) == {"sft", "rm", "ppo", "eval"}
     assert all(r["peak_rss_mib"] > 0 for r in results["resources"].values())
+    # the SFT artifact's tokenizer carries the chat-template choice to every later stage and the judge
+    (sft_config,) = (tmp_path / "artifacts" / "sft").glob("*/tokenizer_config.json")
+    assert json.loads(sft_config.read_text())[CHAT_TEMPLATE_KEY] is True
     rows_out = [json.loads(x) for x in (tmp_path / "outputs/real/generations.jsonl").read_text().splitlines()]
     assert len(rows_out) == 8 and rows_out[0]["prompt"].startswith("How do I do thing")
 

@@ -46,6 +46,7 @@ def build_word_tokenizer(vocabulary: list[str]) -> PreTrainedTokenizerFast:
 
 
 ChatTemplate = Literal["auto", True, False]
+CHAT_TEMPLATE_KEY = "seq2seq_rm_chat_template"  # saved in tokenizer_config.json: prompts go through the template
 
 
 def load_pretrained_tokenizer(
@@ -66,7 +67,8 @@ def load_pretrained_tokenizer(
     if chat_template is True and not has_template:
         raise ConfigError(f"model.tokenizer.chat_template=true, but the tokenizer at {name_or_path} has no chat "
                           "template; use auto or false")
-    tokenizer.uses_chat_template = has_template and chat_template in ("auto", True)
+    # kept in the tokenizer's config, so that every stage and the judge, loading it from an artifact, agree
+    tokenizer.init_kwargs[CHAT_TEMPLATE_KEY] = has_template and chat_template in ("auto", True)
     added = {"additional_special_tokens": [SEP, FB]}
     if tokenizer.eos_token is None:
         added["eos_token"] = EOS
@@ -101,8 +103,8 @@ def chat_messages(prompt: str) -> list[dict[str, str]]:
 
 def encode_prompt(tokenizer: PreTrainedTokenizerBase, text: str) -> list[int]:
     """A prompt's ids: in the tokenizer's chat template, ending in the assistant's generation prompt, when
-    the model was loaded with one (``uses_chat_template``); otherwise the raw text."""
-    if not getattr(tokenizer, "uses_chat_template", False):
+    the model was loaded with it on (``CHAT_TEMPLATE_KEY``, saved with the tokenizer); otherwise the raw text."""
+    if not tokenizer.init_kwargs.get(CHAT_TEMPLATE_KEY, False):
         return encode(tokenizer, text)
     rendered = tokenizer.apply_chat_template(chat_messages(text), add_generation_prompt=True, tokenize=False)
     return encode(tokenizer, rendered)
