@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import csv
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from cli import run_cli
 from hydra import compose, initialize_config_dir
 
 from seq2seq_rm.run import CONFIG_DIR
@@ -17,9 +16,6 @@ from seq2seq_rm.stages.context import configured_callbacks, training_setup
 ALL_STAGES = "stages=[sft,rm,ppo,eval]"
 
 
-def run_cli(*overrides: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "seq2seq_rm.run", *overrides], cwd=cwd, capture_output=True,
-                          text=True, timeout=900)
 
 
 def composed(*overrides: str):

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import torch
+from cli import run_cli
 
 from seq2seq_rm.artifacts import Artifact, ArtifactDamaged
 from seq2seq_rm.errors import UserError
@@ -175,19 +175,18 @@ def test_report_names_the_file_of_a_broken_results_json(tmp_path, capsys, case):
     assert len(lines) == 1 and message in lines[0], lines
 
 
-def run_cli(*overrides: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "seq2seq_rm.run", "experiment=smoke", *overrides], cwd=cwd,
-                          capture_output=True, text=True, timeout=600)
+def run_smoke(*overrides: str, cwd: Path) -> subprocess.CompletedProcess:
+    return run_cli("experiment=smoke", *overrides, cwd=cwd)
 
 
 @pytest.mark.slow
 def test_a_truncated_sft_artifact_is_rebuilt_by_the_next_run(tmp_path):
     """End to end: the damaged weights of a finished SFT artifact are found, moved aside and retrained to
     the same results; the warning names the file and lands in results.json."""
-    assert run_cli("stages=[sft]", "hydra.run.dir=outputs/first", cwd=tmp_path).returncode == 0
+    assert run_smoke("stages=[sft]", "hydra.run.dir=outputs/first", cwd=tmp_path).returncode == 0
     (weights,) = (tmp_path / "artifacts" / "sft").glob("*/model.safetensors")
     truncate(weights)
-    proc = run_cli("stages=[sft]", "hydra.run.dir=outputs/second", cwd=tmp_path)
+    proc = run_smoke("stages=[sft]", "hydra.run.dir=outputs/second", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "model.safetensors has 10 bytes" in proc.stdout
     first, second = (json.loads((tmp_path / f"outputs/{n}/results.json").read_text()) for n in ("first", "second"))

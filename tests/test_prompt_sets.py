@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from cli import run_cli
 
 from seq2seq_rm.config_check import PROMPT_SETS
 from seq2seq_rm.errors import ConfigError
@@ -105,16 +105,15 @@ def test_ten_example_prompts_per_set_print(capsys):
     assert len(capsys.readouterr().out.splitlines()) == 10 * len(SETS)
 
 
-def run_cli(*overrides: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "seq2seq_rm.run", "experiment=smoke", *overrides], cwd=cwd,
-                          capture_output=True, text=True, timeout=600)
+def run_smoke(*overrides: str, cwd: Path) -> subprocess.CompletedProcess:
+    return run_cli("experiment=smoke", *overrides, cwd=cwd)
 
 
 def test_eval_on_ood_sets_adds_results_and_leaves_the_test_set_alone(tmp_path):
     """stages=[sft,eval] evaluates the SFT policy; adding OOD sets adds eval/<set>/ keys and lines with
     their prompt_set, and the test-set numbers stay exactly what they were."""
-    assert run_cli("stages=[sft,eval]", "hydra.run.dir=out/test_only", cwd=tmp_path).returncode == 0
-    proc = run_cli("stages=[sft,eval]", "eval.prompt_sets=[test,bare,request_first]", "eval.n_ood_prompts=8",
+    assert run_smoke("stages=[sft,eval]", "hydra.run.dir=out/test_only", cwd=tmp_path).returncode == 0
+    proc = run_smoke("stages=[sft,eval]", "eval.prompt_sets=[test,bare,request_first]", "eval.n_ood_prompts=8",
                    "hydra.run.dir=out/ood", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     plain, ood = (json.loads((tmp_path / f"out/{n}/results.json").read_text()) for n in ("test_only", "ood"))
@@ -130,7 +129,7 @@ def test_eval_on_ood_sets_adds_results_and_leaves_the_test_set_alone(tmp_path):
 
 
 def test_a_bad_prompt_set_stops_before_any_work(tmp_path):
-    proc = run_cli("stages=[sft,eval]", "eval.prompt_sets=[test,interleaved]", cwd=tmp_path)
+    proc = run_smoke("stages=[sft,eval]", "eval.prompt_sets=[test,interleaved]", cwd=tmp_path)
     assert proc.returncode == 2 and "eval.prompt_sets" in proc.stderr and "request_first" in proc.stderr
     assert not (tmp_path / "artifacts").exists()
 

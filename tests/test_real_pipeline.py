@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import random
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from cli import run_cli, run_module
 from test_real_tasks import HH_SAMPLE, write_jsonl
-from test_run_cli import results_of, run_cli
+from test_run_cli import results_of
 
 WORDS = "the a cat dog can will help you make find good bad way it is not to do this that with".split()
 TINY = ("sft.max_steps=10", "sft.val_check_interval=5", "sft.n_eval_prompts=4", "rm.epochs=1",
@@ -54,8 +53,7 @@ def test_hh_sweep_of_both_arms_judged_by_a_held_out_rm_then_compared(tmp_path):
     # both arms share the judge RM, trained once on pairs neither arm's RM saw
     assert runs["scalar"][0]["key/judge_rm"] == runs["seq2seq"][0]["key/judge_rm"]
 
-    compared = subprocess.run([sys.executable, "-m", "seq2seq_rm.compare", "outputs/sweep"], cwd=tmp_path,
-                              capture_output=True, text=True, timeout=300)
+    compared = run_module("seq2seq_rm.compare", "outputs/sweep", cwd=tmp_path, timeout=300)
     assert compared.returncode == 0, compared.stderr[-3000:]
     rates = pd.read_csv(tmp_path / "outputs" / "sweep" / "win_rates.csv")
     overall = rates[(rates["task"] == "hh_harmless") & (rates["prompt_kind"] == "all")].set_index("matchup")

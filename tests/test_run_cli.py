@@ -7,13 +7,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from cli import run_cli, run_module
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run_cli(*overrides: str, cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "seq2seq_rm.run", *overrides], cwd=cwd, capture_output=True,
-                          text=True, timeout=timeout)
 
 
 def results_of(cwd: Path, with_resources: bool = False) -> dict:
@@ -139,17 +137,14 @@ def test_smoke_ppo_writes_train_and_policy_metrics(tmp_path):
 
 
 def test_smoke_sweep_of_all_arms_then_compare(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "seq2seq_rm.run", "-m", "experiment=smoke", "task=safety",
-                           "stages=[sft,rm,ppo,eval]", "rm=scalar,seq2seq,gold", "hydra.sweep.dir=sweep",
-                           "eval.prompt_sets=[test,stacked]", "eval.n_ood_prompts=8"],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    proc = run_cli("-m", "experiment=smoke", "task=safety", "stages=[sft,rm,ppo,eval]", "rm=scalar,seq2seq,gold",
+                   "hydra.sweep.dir=sweep", "eval.prompt_sets=[test,stacked]", "eval.n_ood_prompts=8", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.count("[sft] done (cached)") == 2  # SFT trained once for three arms
     generations = [json.loads(line) for line in (tmp_path / "sweep/1/generations.jsonl").read_text().splitlines()]
     assert {"prompt", "response", "gold_utility", "labels", "token_rewards", "sft_response"} <= set(generations[0])
     assert all(len(g["token_rewards"]) == len(g["tokens"]) for g in generations)
-    report = subprocess.run([sys.executable, "-m", "seq2seq_rm.compare", "sweep"], cwd=tmp_path,
-                            capture_output=True, text=True, timeout=300)
+    report = run_module("seq2seq_rm.compare", "sweep", cwd=tmp_path, timeout=300)
     assert report.returncode == 0, report.stderr[-3000:]
     assert "seq2seq_sum vs scalar" in report.stdout
     assert (tmp_path / "sweep/summary.md").is_file() and (tmp_path / "sweep/win_rates.png").is_file()

@@ -7,10 +7,11 @@ import json
 from pathlib import Path
 
 import pytest
+from cli import run_cli
 from hydra import compose, initialize_config_dir
 from test_chat_template import TEMPLATE
 from test_real_tasks import pku_row, write_jsonl
-from test_run_cli import results_of, run_cli
+from test_run_cli import results_of
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from seq2seq_rm.config_check import check_config
