@@ -41,8 +41,8 @@ def _run_module(module: str, args: list[str], cwd: str, env: dict[str, str], out
     os.chdir(cwd)
     for fd, path in ((1, out), (2, err)):
         os.dup2(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), fd)
-    sys.stdout = io.TextIOWrapper(open(1, "wb", closefd=False), write_through=True)  # noqa: SIM115
-    sys.stderr = io.TextIOWrapper(open(2, "wb", closefd=False), write_through=True)  # noqa: SIM115
+    sys.stdout = io.TextIOWrapper(open(1, "wb", closefd=False), write_through=True)
+    sys.stderr = io.TextIOWrapper(open(2, "wb", closefd=False), write_through=True)
     sys.argv = [module, *args]
     code = 0
     try:
