@@ -172,3 +172,16 @@ def test_ood_prompt_sets_get_their_own_win_rates_table_and_plot(tmp_path):
     assert "safety: seq2seq beats scalar 1.00" in summary  # the verdict reads the test set only
     assert "win rate by prompt set" in summary and "| seq2seq vs scalar |" in summary
     assert (tmp_path / "win_rates_by_prompt_set.png").is_file()
+
+
+def test_the_headline_names_the_judge_that_decided(tmp_path):
+    """Embedded tasks: the gold judge on the chosen decoding; real data: the runs' eval judge on greedy responses."""
+    from seq2seq_rm.reporting.compare import Run, how_judged
+
+    gold = Run(tmp_path, {"task": "safety"}, pd.DataFrame({"gold_utility": [1.0]}))
+    real = Run(tmp_path, {"task": "hh_harmless", "judge": {"type": "rm"}},
+               pd.DataFrame({"judge_verdict_vs_sft": [1.0]}))
+    assert how_judged([gold], "sampled") == "sampled responses, gold judge"
+    assert how_judged([real], "sampled") == "greedy responses, the runs' eval judge (rm)"
+    assert how_judged([gold, real], "greedy") == ("greedy responses, gold judge; "
+                                                  "greedy responses, the runs' eval judge (rm)")

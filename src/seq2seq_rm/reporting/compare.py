@@ -109,6 +109,18 @@ def _judged_scores(run_a: Run, a: pd.DataFrame, b: pd.DataFrame | None) -> np.nd
                                                     [str(x) for x in b["response"]]), dtype=float)
 
 
+def how_judged(runs: list[Run], decoding: str) -> str:
+    """What decided the win rates: the gold judge (embedded tasks), or the runs' eval judge on greedy
+    responses (real data, which has no gold judge)."""
+    gold = ["gold_utility" in run.generations for run in runs]
+    parts = [f"{decoding} responses, gold judge"] if any(gold) else []
+    if not all(gold):
+        kinds = sorted({str((run.results.get("judge") or {}).get("type")) for run, g in zip(runs, gold, strict=True)
+                        if not g})
+        parts.append(f"greedy responses, the runs' eval judge ({', '.join(kinds)})")
+    return "; ".join(parts)
+
+
 def outcomes(runs: list[Run], task: str, arm_a: str, arm_b: str, decoding: str = "sampled",
              prompt_set: str = "test") -> pd.DataFrame:
     """Per (seed, prompt[, sample]): 1 if arm_a's response has the higher gold utility, 0.5 on a tie,
@@ -347,7 +359,7 @@ def main(argv: list[str] | None = None) -> None:
     said = verdicts(rates)
     ood, ood_bias = ood_table(rates), ood_bias_table(runs, args.decoding)
     (out / "summary.md").write_text(
-        f"# {args.folder.name}: {args.decoding} responses, gold judge (95% bootstrap CIs over prompts and seeds)\n\n"
+        f"# {args.folder.name}: {how_judged(runs, args.decoding)} (95% bootstrap CIs over prompts and seeds)\n\n"
         + "\n".join(f"- {line}" for line in said) + "\n\n"
         + "\n\n".join(f"## {task}\n\n" + frame.loc[:, (frame != "-").any()].to_markdown(index=False)
                         for task, frame in headline.drop(columns="task").groupby(headline["task"])) + "\n"
@@ -364,8 +376,8 @@ def main(argv: list[str] | None = None) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"Head-to-head win rates under the gold judge, {args.decoding} responses (real data: the runs' "
-                        "eval judge; ties count 1/2; 95% bootstrap CI)")
+    table = Table(title=f"Head-to-head win rates: {how_judged(runs, args.decoding)}; ties count 1/2; "
+                        "95% bootstrap CI")
     several_sets = rates["prompt_set"].nunique() > 1  # the prompt-set column only when there is a choice
     for column in ("task", *(["prompts"] if several_sets else []), "matchup", "prompt kind", "win rate", "95% CI",
                    "n", "seeds"):
