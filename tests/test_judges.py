@@ -159,3 +159,14 @@ def test_an_echoed_key_is_redacted(monkeypatch):
             APIJudge(server["url"], "m", api_key_env="JUDGE_TEST_KEY", backoff_s=0.0).compare(
                 PROMPTS[:1], GOOD[:1], BAD[:1])
     assert "sk-secret-123" not in str(error.value) and "***" in str(error.value)
+
+
+@pytest.mark.parametrize("accuracy,n,weak", [(0.5, 10, True), (0.9, 10, True), (0.55, 500, True), (0.7, 200, False),
+                                             (None, 10, False)])
+def test_a_judge_rm_that_barely_beats_chance_or_saw_few_pairs_is_flagged(accuracy, n, weak):
+    from seq2seq_rm.stages.judge import weak_judge_warning
+
+    warning = weak_judge_warning(accuracy, n)
+    assert (warning is not None) == weak
+    if weak:
+        assert f"{accuracy:.2f} on {n} pairs" in warning and "judge=api" in warning

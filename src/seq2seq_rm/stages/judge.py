@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from omegaconf import OmegaConf
@@ -14,6 +15,19 @@ from seq2seq_rm.judges.rm import RewardModelJudge
 from seq2seq_rm.models.heads import save_scalar_head, write_rm_type
 from seq2seq_rm.stages.context import Context, cached, container, training_setup
 from seq2seq_rm.stages.rm import fit_reward_model
+
+log = logging.getLogger(__name__)
+
+
+def weak_judge_warning(accuracy: float | None, n_held_out: int, min_accuracy: float = 0.6,
+                       min_pairs: int = 50) -> str | None:
+    """Why a trained judge RM's verdicts are weak evidence, if they are: every win rate on a task without a
+    gold judge rests on them."""
+    if accuracy is None or (accuracy >= min_accuracy and n_held_out >= min_pairs):
+        return None
+    return (f"the judge RM's held-out pairwise accuracy is {accuracy:.2f} on {n_held_out} pairs, so its verdicts "
+            "(every win rate of this run) are weak evidence: give it more pairs (task.judge_fraction, more data), "
+            "a trained judge (judge.path) or judge=api")
 
 
 def run(ctx: Context) -> PairwiseJudge:
@@ -49,7 +63,13 @@ def run(ctx: Context) -> PairwiseJudge:
         write_rm_type(work_dir, "scalar")
         return {f"judge/{k.split('/', 1)[1]}": v for k, v in metrics.items()}
 
-    ctx.results.update(cached(ctx, "judge_rm", artifact, build, lambda directory: None))
+    metrics = cached(ctx, "judge_rm", artifact, build, lambda directory: None)
+    ctx.results.update(metrics)
+    warning = weak_judge_warning(metrics.get("judge/val/accuracy"), max(1, len(ctx.data.pairs_judge) // 10))
+    if warning:
+        log.warning(warning)
+        print(f"[judge] WARNING: {warning}", flush=True)
+        ctx.warnings.append(warning)
     ctx.judge_spec = {"type": "rm", "path": str(Path(artifact.final).resolve())}
     return RewardModelJudge.from_directory(artifact.final)
 
