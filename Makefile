@@ -32,9 +32,11 @@ run: $(STAMP)
 	$(PY) -m seq2seq_rm.report $$dir && \
 	$(PY) -m seq2seq_rm.compare $$dir
 
-# one test worker per core (pytest-xdist); -n 0 runs them in this process
+# one test worker per available core, at most 4 (each holds a torch process and a fork server);
+# `make test TEST_WORKERS=0` runs them in this process
+TEST_WORKERS ?= $(shell $(PYTHON) -c "import os; print(min(4, len(os.sched_getaffinity(0))))" 2>/dev/null || echo 2)
 test: $(STAMP)
-	$(PY) -m pytest -q -n auto --dist worksteal
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist worksteal
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks
