@@ -114,7 +114,7 @@ def test_eval_on_ood_sets_adds_results_and_leaves_the_test_set_alone(tmp_path):
     their prompt_set, and the test-set numbers stay exactly what they were."""
     assert run_smoke("stages=[sft,eval]", "hydra.run.dir=out/test_only", cwd=tmp_path).returncode == 0
     proc = run_smoke("stages=[sft,eval]", "eval.prompt_sets=[test,bare,request_first]", "eval.n_ood_prompts=8",
-                   "hydra.run.dir=out/ood", cwd=tmp_path)
+                     "hydra.run.dir=out/ood", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     plain, ood = (json.loads((tmp_path / f"out/{n}/results.json").read_text()) for n in ("test_only", "ood"))
     test_keys = [k for k in plain if k.startswith("eval/")]

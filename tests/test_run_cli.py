@@ -12,8 +12,6 @@ from cli import run_cli, run_module
 ROOT = Path(__file__).resolve().parents[1]
 
 
-
-
 def results_of(cwd: Path, with_resources: bool = False) -> dict:
     """A run's results; without the wall times and memory peaks (which no two runs share) unless asked."""
     (path,) = list((cwd / "outputs").rglob("results.json"))
