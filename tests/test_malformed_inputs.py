@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import subprocess
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 import torch
@@ -19,7 +18,7 @@ from seq2seq_rm.errors import UserError
 from seq2seq_rm.models.heads import CheckpointError, read_rm_type
 from seq2seq_rm.reporting import compare, report
 from seq2seq_rm.reporting.cli import run_main
-from seq2seq_rm.stages.context import cached
+from seq2seq_rm.stages.context import Context, cached
 from seq2seq_rm.stages.ppo import readable_checkpoint
 
 
@@ -32,8 +31,9 @@ def finished_artifact(root: Path) -> Artifact:
     return artifact
 
 
-def context() -> SimpleNamespace:
-    return SimpleNamespace(warnings=[], reused=set())
+def context() -> Context:
+    """A run context with only what the artifact cache uses."""
+    return Context(cfg=None, task=None, data=None, output_dir=Path("."))
 
 
 def truncate(path: Path) -> None:

@@ -8,25 +8,19 @@ from pathlib import Path
 
 import pytest
 from cli import run_cli
-from hydra import compose, initialize_config_dir
 from test_chat_template import TEMPLATE
+from test_debug_and_callbacks import composed_with_hydra
 from test_real_tasks import pku_row, write_jsonl
 from test_run_cli import results_of
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from seq2seq_rm.config_check import check_config
 from seq2seq_rm.data.tokenizer import CHAT_TEMPLATE_KEY, build_word_tokenizer
-from seq2seq_rm.run import CONFIG_DIR
-
-
-def composed(*overrides: str):
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        return compose("run", overrides=list(overrides), return_hydra_config=True)
 
 
 @pytest.mark.parametrize("task", ["pku_saferlhf", "tldr"])
 def test_paper_real_composes_a_checked_gpu_run_for_each_real_task(task):
-    cfg = composed("experiment=paper_real", f"task={task}")
+    cfg = composed_with_hydra("experiment=paper_real", f"task={task}")
     check_config(cfg, list(cfg.stages))
     assert cfg.model.tokenizer.chat_template == "auto" and cfg.model.name_or_path.endswith("-Instruct")
     assert cfg.trainer.accelerator == "gpu" and cfg.trainer.precision == "bf16-mixed"
@@ -73,7 +67,7 @@ def test_paper_real_runs_every_stage_on_cpu_with_a_local_model_and_data(tmp_path
 
 def test_the_ray_paper_sweep_composes_one_gpu_task_per_run():
     pytest.importorskip("hydra_plugins.hydra_ray_launcher", reason="hydra-ray-launcher lives in its own environment")
-    cfg = composed("experiment=paper_ray")
+    cfg = composed_with_hydra("experiment=paper_ray")
     assert cfg.hydra.launcher._target_.endswith("RayLauncher")
     assert cfg.hydra.launcher.ray.remote.num_gpus == 1 and cfg.hydra.launcher.ray.init.address == "auto"
     assert cfg.trainer.accelerator == "gpu"

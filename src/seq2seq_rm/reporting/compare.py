@@ -358,8 +358,9 @@ def main(argv: list[str] | None = None) -> None:
     headline = headline_table(runs, args.decoding)
     said = verdicts(rates)
     ood, ood_bias = ood_table(rates), ood_bias_table(runs, args.decoding)
+    judged = how_judged(runs, args.decoding)
     (out / "summary.md").write_text(
-        f"# {args.folder.name}: {how_judged(runs, args.decoding)} (95% bootstrap CIs over prompts and seeds)\n\n"
+        f"# {args.folder.name}: {judged} (95% bootstrap CIs over prompts and seeds)\n\n"
         + "\n".join(f"- {line}" for line in said) + "\n\n"
         + "\n\n".join(f"## {task}\n\n" + frame.loc[:, (frame != "-").any()].to_markdown(index=False)
                         for task, frame in headline.drop(columns="task").groupby(headline["task"])) + "\n"
@@ -376,8 +377,7 @@ def main(argv: list[str] | None = None) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"Head-to-head win rates: {how_judged(runs, args.decoding)}; ties count 1/2; "
-                        "95% bootstrap CI")
+    table = Table(title=f"Head-to-head win rates: {judged}; ties count 1/2; 95% bootstrap CI")
     several_sets = rates["prompt_set"].nunique() > 1  # the prompt-set column only when there is a choice
     for column in ("task", *(["prompts"] if several_sets else []), "matchup", "prompt kind", "win rate", "95% CI",
                    "n", "seeds"):

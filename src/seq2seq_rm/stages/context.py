@@ -36,6 +36,12 @@ class Context:
     judge_spec: dict | None = None  # how to rebuild the eval judge (compare uses it for head-to-heads)
     extra_prompt_sets: dict[str, list] = field(default_factory=dict)  # eval: prompt sets from eval.ood_task
 
+    def warn(self, stage: str, warning: str) -> None:
+        """Say it in the run's log and console, and keep it in results.json."""
+        log.warning(warning)
+        print(f"[{stage}] WARNING: {warning}", flush=True)
+        self.warnings.append(warning)
+
 
 def container(cfg: DictConfig, *keys: str) -> dict:
     return {k: OmegaConf.to_container(cfg[k], resolve=True) if isinstance(cfg[k], DictConfig) else cfg[k]
@@ -88,9 +94,7 @@ def cached(ctx: Context, stage: str, artifact: Artifact, build: Callable[[Path],
                 return artifact.metrics()
             aside = artifact.quarantine()
             warning = f"{stage}: artifact {artifact.final} is damaged ({damage}); moved to {aside.name}, rebuilding"
-            log.warning(warning)
-            print(f"[{stage}] WARNING: {warning}", flush=True)
-            ctx.warnings.append(warning)
+            ctx.warn(stage, warning)
         metrics = build(artifact.begin(resume))
         artifact.commit(metrics)
         return metrics

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 from omegaconf import OmegaConf
@@ -15,8 +14,6 @@ from seq2seq_rm.judges.rm import RewardModelJudge
 from seq2seq_rm.models.heads import save_scalar_head, write_rm_type
 from seq2seq_rm.stages.context import Context, cached, container, training_setup
 from seq2seq_rm.stages.rm import fit_reward_model
-
-log = logging.getLogger(__name__)
 
 
 def weak_judge_warning(accuracy: float | None, n_held_out: int, min_accuracy: float = 0.6,
@@ -54,9 +51,10 @@ def run(ctx: Context) -> PairwiseJudge:
     ctx.keys["judge_rm"] = key
     artifact = Artifact(cfg.paths.artifacts, "judge_rm", key)
 
+    n_val = max(1, len(ctx.data.pairs_judge) // 10)  # the judge's held-out pairs
+
     def build(work_dir: Path) -> dict[str, float]:
         pairs = ctx.data.pairs_judge
-        n_val = max(1, len(pairs) // 10)
         model, _, metrics = fit_reward_model(ctx, judge_cfg.train, pairs[n_val:], pairs[:n_val], work_dir)
         save_scalar_head(model, work_dir)
         ctx.tokenizer.save_pretrained(work_dir)
@@ -65,11 +63,9 @@ def run(ctx: Context) -> PairwiseJudge:
 
     metrics = cached(ctx, "judge_rm", artifact, build, lambda directory: None)
     ctx.results.update(metrics)
-    warning = weak_judge_warning(metrics.get("judge/val/accuracy"), max(1, len(ctx.data.pairs_judge) // 10))
+    warning = weak_judge_warning(metrics.get("judge/val/accuracy"), n_val)
     if warning:
-        log.warning(warning)
-        print(f"[judge] WARNING: {warning}", flush=True)
-        ctx.warnings.append(warning)
+        ctx.warn("judge", warning)
     ctx.judge_spec = {"type": "rm", "path": str(Path(artifact.final).resolve())}
     return RewardModelJudge.from_directory(artifact.final)
 

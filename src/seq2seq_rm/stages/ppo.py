@@ -68,8 +68,7 @@ def run(ctx: Context) -> dict[str, float]:
         last = checkpoints / "last.ckpt"
         if last.is_file() and not readable_checkpoint(last):
             warning = f"ppo: checkpoint {last} is damaged (truncated?); deleted, PPO starts again from the SFT policy"
-            print(f"[ppo] WARNING: {warning}", flush=True)
-            ctx.warnings.append(warning)
+            ctx.warn("ppo", warning)
             last.unlink()
         loader = DataLoader(range(ppo.iterations), batch_size=1)
         trainer.fit(module, train_dataloaders=loader, ckpt_path=str(last) if last.is_file() else None,

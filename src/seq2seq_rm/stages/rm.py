@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import lightning as L
@@ -30,8 +29,6 @@ from seq2seq_rm.rewards.interface import (
 from seq2seq_rm.stages import sft
 from seq2seq_rm.stages.context import Context, artifact_dir, cached, container, make_trainer, training_setup
 from seq2seq_rm.stages.keys import read_off_label, rm_training_config
-
-log = logging.getLogger(__name__)
 
 
 def seq2seq_reward(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, options: DictConfig) -> Seq2seqReward:
@@ -152,10 +149,7 @@ def run(ctx: Context) -> dict[str, float]:
     prefix = f"rm/probe/{scorer}/"
     for warning in probe_warnings(ctx.task.name, {k[len(prefix):]: v for k, v in metrics.items()
                                                   if k.startswith(prefix)}):
-        warning = f"{warning} (read-off: {scorer})"
-        log.warning(warning)
-        print(f"[rm] WARNING: {warning}", flush=True)
-        ctx.warnings.append(warning)
+        ctx.warn("rm", f"{warning} (read-off: {scorer})")
     return metrics
 
 
