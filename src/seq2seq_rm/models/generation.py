@@ -21,8 +21,10 @@ def generate_continuations(
     temperature: float = 1.0,
     top_k: int = 0,
     batch_size: int = 64,
+    synced_gpus: bool = False,
 ) -> list[list[int]]:
-    """Continue each context until ``<eos>`` (excluded from the result) or ``max_new_tokens``."""
+    """Continue each context until ``<eos>`` (excluded from the result) or ``max_new_tokens``.
+    ``synced_gpus``: every rank keeps stepping until all are done (needed when ranks hold weight shards)."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
@@ -32,7 +34,8 @@ def generate_continuations(
         input_ids, attention_mask = left_pad(contexts[start:start + batch_size], ids.pad)
         width = input_ids.shape[1]
         out = model.generate(input_ids=input_ids.to(device), attention_mask=attention_mask.to(device),
-                             max_new_tokens=max_new_tokens, pad_token_id=ids.pad, eos_token_id=ids.eos, **sampling)
+                             max_new_tokens=max_new_tokens, pad_token_id=ids.pad, eos_token_id=ids.eos,
+                             synced_gpus=synced_gpus, **sampling)
         for row in out[:, width:].tolist():
             out_rows.append(row[: row.index(ids.eos)] if ids.eos in row else row)
     if was_training:
@@ -92,8 +95,10 @@ def generate_responses(
     temperature: float = 1.0,
     top_k: int = 0,
     batch_size: int = 64,
+    synced_gpus: bool = False,
 ) -> list[str]:
     ids = special_ids(tokenizer)
     contexts = [policy_prompt(encode_prompt(tokenizer, p), ids) for p in prompts]
-    rows = generate_continuations(model, contexts, ids, max_new_tokens, do_sample, temperature, top_k, batch_size)
+    rows = generate_continuations(model, contexts, ids, max_new_tokens, do_sample, temperature, top_k, batch_size,
+                                  synced_gpus)
     return [tokenizer.decode(r, skip_special_tokens=True).strip() for r in rows]

@@ -20,6 +20,7 @@ from transformers import PreTrainedModel
 from seq2seq_rm.data.layout import left_pad, policy_prompt
 from seq2seq_rm.data.tokenizer import SpecialIds
 from seq2seq_rm.errors import ConfigError
+from seq2seq_rm.modules.sharded import ShardedCalls
 from seq2seq_rm.rewards.interface import RewardFunction
 from seq2seq_rm.rl.ppo_math import (
     AdaptiveKLController,
@@ -43,7 +44,7 @@ def action_mask_of(responses: torch.Tensor, eos_id: int) -> torch.Tensor:
     return (~after_first_eos).long()
 
 
-class PPOModule(L.LightningModule):
+class PPOModule(ShardedCalls, L.LightningModule):
     def __init__(
         self,
         policy: PreTrainedModel,
@@ -91,6 +92,14 @@ class PPOModule(L.LightningModule):
         self.register_buffer("reward_count", torch.zeros(()))
         self.register_buffer("reward_sq_mean", torch.zeros(()))
 
+    def configure_model(self) -> None:
+        self.shard_groups(policy={"policy": self.policy, "value_head": self.value_head},
+                          reference={"reference": self.reference})
+        if getattr(self, "_shard_roots", None):
+            # a resumed checkpoint is loaded into the shards before on_load_checkpoint could add the
+            # reference (which is rebuilt from the SFT artifact, not saved)
+            self.strict_loading = False
+
     # ------------------------------------------------------------------ pieces
     def _rollout(self, prompt_ids: list[list[int]], generator_seed: int) -> dict[str, torch.Tensor]:
         h = self.hparams
@@ -100,9 +109,10 @@ class PPOModule(L.LightningModule):
         torch.manual_seed(generator_seed)
         self.policy.eval()
         with torch.no_grad():
-            out = self.policy.generate(input_ids=input_ids, attention_mask=attention, do_sample=True,
-                                       temperature=h.temperature, top_k=h.top_k, max_new_tokens=h.max_new_tokens,
-                                       pad_token_id=self.ids.pad, eos_token_id=self.ids.eos)
+            out = self.through("policy", self.policy.generate, input_ids=input_ids, attention_mask=attention,
+                               do_sample=True, temperature=h.temperature, top_k=h.top_k,
+                               max_new_tokens=h.max_new_tokens, pad_token_id=self.ids.pad, eos_token_id=self.ids.eos,
+                               synced_gpus=self.synced_generation)
         self.policy.train()
         responses = out[:, width:]
         mask = action_mask_of(responses, self.ids.eos)
@@ -114,6 +124,11 @@ class PPOModule(L.LightningModule):
     def _forward(self, model: PreTrainedModel, rollout: dict, rows: torch.Tensor | slice = slice(None),
                  with_values: bool = False) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
         """Log-probs (at the sampling temperature), values and entropies of the response tokens."""
+        group = "policy" if model is self.policy else "reference"
+        return self.through(group, self._score_tokens, model, rollout, rows, with_values)
+
+    def _score_tokens(self, model: PreTrainedModel, rollout: dict, rows: torch.Tensor | slice,
+                      with_values: bool) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
         sequences, attention = rollout["sequences"][rows], rollout["attention"][rows]
         position_ids = (attention.cumsum(1) - 1).clamp(min=0)
         start = int(rollout["prompt_width"])
@@ -226,6 +241,8 @@ class PPOModule(L.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         self.kl_controller.beta = checkpoint["kl_beta"]
+        if "state_dict" not in checkpoint:  # trainer=fsdp: the weights are already in the shards
+            return
         checkpoint["state_dict"].update({f"reference.{k}": v for k, v in self.reference.state_dict().items()})
 
     def configure_optimizers(self):

@@ -15,6 +15,7 @@ from transformers import PreTrainedModel
 from seq2seq_rm.data.layout import IGNORE_INDEX
 from seq2seq_rm.models.heads import ScalarHeadModel
 from seq2seq_rm.modules.optim import adamw_warmup_cosine
+from seq2seq_rm.modules.sharded import ShardedCalls
 from seq2seq_rm.rewards.interface import RewardFunction
 from seq2seq_rm.rewards.losses import bradley_terry_loss, weighted_token_cross_entropy
 
@@ -24,7 +25,7 @@ def _check_finite(loss: torch.Tensor, what: str, step: int) -> None:
         raise FloatingPointError(f"{what} loss is {loss.item()} at step {step}; lower the learning rate")
 
 
-class _RMBase(L.LightningModule):
+class _RMBase(ShardedCalls, L.LightningModule):
     """Shared validation bookkeeping and optimiser; subclasses save lr, weight_decay, warmup_steps and
     max_steps as hyper-parameters."""
 
@@ -32,6 +33,9 @@ class _RMBase(L.LightningModule):
         super().__init__()
         self.reward = reward
         self.val_loss, self.val_accuracy = MeanMetric(), MeanMetric()
+
+    def configure_model(self) -> None:
+        self.shard_groups(model={"model": self.model})
 
     def update_pairwise_accuracy(self, chosen: torch.Tensor, rejected: torch.Tensor) -> None:
         # ties count one half: an RM that scores both sides alike has learned nothing about the pair
@@ -58,7 +62,7 @@ class ScalarRMModule(_RMBase):
         self.val_margin, self.val_scores = MeanMetric(), CatMetric()
 
     def _scores(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
-        scores = self.model.score_last(batch["input_ids"], batch["attention_mask"])
+        scores = self.through("model", self.model.score_last, batch["input_ids"], batch["attention_mask"])
         n = scores.shape[0] // 2
         return scores[:n], scores[n:]
 
@@ -93,8 +97,8 @@ class Seq2seqRMModule(_RMBase):
         self.val_token_accuracy, self.val_exact_match = MeanMetric(), MeanMetric()
 
     def _loss(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
-        logits = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                            position_ids=batch.get("position_ids")).logits
+        logits = self.through("model", self.model, input_ids=batch["input_ids"],
+                              attention_mask=batch["attention_mask"], position_ids=batch.get("position_ids")).logits
         return weighted_token_cross_entropy(logits, batch["labels"], batch["weights"]), logits
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
@@ -116,7 +120,8 @@ class Seq2seqRMModule(_RMBase):
         self.val_exact_match.update(hits[corrections].all(1).float())
         pairs = batch["pairs"]
         prompts = [p.prompt for p in pairs] * 2
-        totals = self.reward.total_rewards(prompts, [p.chosen for p in pairs] + [p.rejected for p in pairs])
+        totals = self.through("model", self.reward.total_rewards, prompts,
+                              [p.chosen for p in pairs] + [p.rejected for p in pairs])
         self.update_pairwise_accuracy(totals[: len(pairs)], totals[len(pairs):])
 
     def on_validation_epoch_end(self) -> None:

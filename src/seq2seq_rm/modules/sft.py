@@ -12,9 +12,10 @@ from seq2seq_rm.data.layout import IGNORE_INDEX
 from seq2seq_rm.models.generation import generate_responses
 from seq2seq_rm.modules.optim import adamw_warmup_cosine
 from seq2seq_rm.modules.samples import log_samples
+from seq2seq_rm.modules.sharded import ShardedCalls
 
 
-class SFTModule(L.LightningModule):
+class SFTModule(ShardedCalls, L.LightningModule):
     def __init__(
         self,
         model: PreTrainedModel,
@@ -33,15 +34,18 @@ class SFTModule(L.LightningModule):
         self.val_loss = MeanMetric()
         self.val_perplexity = Perplexity(ignore_index=IGNORE_INDEX)
 
+    def configure_model(self) -> None:
+        self.shard_groups(model={"model": self.model})
+
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        loss = self.model(**batch).loss
+        loss = self.through("model", self.model, **batch).loss
         if not torch.isfinite(loss):
             raise FloatingPointError(f"SFT loss is {loss.item()} at step {self.global_step}; lower sft.lr")
         self.log("sft/train/loss", loss, prog_bar=True, batch_size=batch["input_ids"].shape[0])
         return loss
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        out = self.model(**batch)
+        out = self.through("model", self.model, **batch)
         n_targets = (batch["labels"][:, 1:] != IGNORE_INDEX).sum()
         self.val_loss.update(out.loss, weight=n_targets)
         self.val_perplexity.update(out.logits[:, :-1].float(), batch["labels"][:, 1:])
@@ -52,8 +56,8 @@ class SFTModule(L.LightningModule):
         self.val_loss.reset()
         self.val_perplexity.reset()
         if self.sample_prompts and self.tokenizer is not None and not self.trainer.sanity_checking:
-            responses = generate_responses(self.model, self.tokenizer, self.sample_prompts,
-                                           self.hparams.max_new_tokens)
+            responses = self.through("model", generate_responses, self.model, self.tokenizer, self.sample_prompts,
+                                     self.hparams.max_new_tokens, synced_gpus=self.synced_generation)
             rows = [{"prompt": p, "response": r} for p, r in zip(self.sample_prompts, responses, strict=True)]
             log_samples(self.logger, "sft/val/samples", rows, self.global_step)
 
