@@ -58,7 +58,7 @@ class PPOModule(ShardedCalls, L.LightningModule):
         max_new_tokens: int = 32,
         temperature: float = 1.0,
         top_k: int = 0,
-        epochs: int = 2,
+        epochs: int = 1,
         minibatches: int = 2,
         lr: float = 2e-4,
         weight_decay: float = 0.0,
