@@ -83,10 +83,12 @@ def kill_and_rerun(cmd: list[str], cwd: Path, started: str, delay: float) -> tup
     return killed, latest_results(cwd)
 
 
-def test_killed_ppo_run_resumes_to_the_same_results(tmp_path):
-    """The fast case: kill PPO right after its first checkpoint; the rerun resumes from it."""
+@pytest.mark.parametrize("trainer", ["cpu", pytest.param("fsdp_cpu", marks=pytest.mark.slow)])
+def test_killed_ppo_run_resumes_to_the_same_results(tmp_path, trainer):
+    """The fast case: kill PPO right after its first checkpoint; the rerun resumes from it (under
+    trainer=fsdp_cpu the ranks load the full checkpoint file into their shards)."""
     straight, killed = tmp_path / "straight", tmp_path / "killed"
-    cmd = command(*CASES["ppo"])
+    cmd = command(*CASES["ppo"], f"trainer={trainer}")
     for folder in (straight, killed):
         folder.mkdir()
     expected, _ = uninterrupted(cmd, straight, STARTED["ppo"])

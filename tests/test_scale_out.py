@@ -48,13 +48,15 @@ def test_paper_real_runs_every_stage_on_cpu_with_a_local_model_and_data(tmp_path
                    f"model.name_or_path={model}", f"task.path={data}", "rm=seq2seq", "task.n_test_prompts=8",
                    "sft.max_steps=4", "sft.val_check_interval=2", "sft.batch_size=8", "sft.n_eval_prompts=4",
                    "sft.max_new_tokens=8", "rm.epochs=1", "rm.batch_size=8", "rm.n_probe_prompts=8",
-                   "judge.train.epochs=1", "judge.train.batch_size=8", "ppo.iterations=1", "ppo.checkpoint_every=1",
-                   "ppo.module.prompts_per_iteration=4", "ppo.module.samples_per_prompt=2",
-                   "ppo.module.max_new_tokens=8", "ppo.n_eval_prompts=4", "eval.n_prompts=8",
+                   "judge.train.epochs=1", "judge.train.batch_size=8", "judge.held_out_fraction=0.25",
+                   "ppo.iterations=1", "ppo.checkpoint_every=1", "ppo.module.prompts_per_iteration=4",
+                   "ppo.module.samples_per_prompt=2", "ppo.module.max_new_tokens=8", "ppo.n_eval_prompts=4",
+                   "eval.n_prompts=8",
                    "eval.max_new_tokens=8", "hydra.run.dir=outputs/real", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = results_of(tmp_path, with_resources=True)
     assert results["task"] == "pku_saferlhf" and results["judge"]["type"] == "rm"
+    assert results["judge/held_out_pairs"] == max(1, int(results["task/split/judge"] * 0.25))
     assert 0.0 <= results["eval/judge/win_rate_vs_sft"] <= 1.0
     assert set(results["resources"]) == {"sft", "rm", "ppo", "eval"}
     assert all(r["peak_rss_mib"] > 0 for r in results["resources"].values())

@@ -15,7 +15,7 @@ from typing import Any
 
 from torch import nn
 from torch.distributed.device_mesh import DeviceMesh
-from torch.distributed.fsdp import FSDPModule, fully_shard
+from torch.distributed.fsdp import fully_shard
 from transformers import PreTrainedModel
 
 from seq2seq_rm.errors import ConfigError
@@ -57,7 +57,3 @@ def shard(mesh: DeviceMesh, **modules: nn.Module) -> ShardRoot:
         fully_shard(block, mesh=mesh)
     fully_shard(root, mesh=mesh)
     return root
-
-
-def is_sharded(module: nn.Module) -> bool:
-    return any(isinstance(m, FSDPModule) for m in module.modules())

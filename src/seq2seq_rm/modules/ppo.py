@@ -95,7 +95,7 @@ class PPOModule(ShardedCalls, L.LightningModule):
     def configure_model(self) -> None:
         self.shard_groups(policy={"policy": self.policy, "value_head": self.value_head},
                           reference={"reference": self.reference})
-        if getattr(self, "_shard_roots", None):
+        if self.is_sharded:
             # a resumed checkpoint is loaded into the shards before on_load_checkpoint could add the
             # reference (which is rebuilt from the SFT artifact, not saved)
             self.strict_loading = False

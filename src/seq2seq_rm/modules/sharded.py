@@ -18,11 +18,15 @@ class ShardedCalls:
 
     def shard_groups(self, **groups: dict[str, nn.Module]) -> None:
         mesh = self.device_mesh
-        if mesh is None or getattr(self, "_shard_roots", None):
+        if mesh is None or self.is_sharded:
             return
         roots = {name: shard(mesh["data_parallel"], **modules) for name, modules in groups.items()}
         # a plain attribute, not a submodule: the roots re-register modules the LightningModule already holds
         object.__setattr__(self, "_shard_roots", roots)
+
+    @property
+    def is_sharded(self) -> bool:
+        return bool(getattr(self, "_shard_roots", None))
 
     def through(self, group: str, fn: Callable, *args: Any, **kwargs: Any) -> Any:
         root: ShardRoot | None = getattr(self, "_shard_roots", {}).get(group)

@@ -23,7 +23,8 @@ def weak_judge_warning(accuracy: float | None, n_held_out: int, min_accuracy: fl
     if accuracy is None or (accuracy >= min_accuracy and n_held_out >= min_pairs):
         return None
     return (f"the judge RM's held-out pairwise accuracy is {accuracy:.2f} on {n_held_out} pairs, so its verdicts "
-            "(every win rate of this run) are weak evidence: give it more pairs (task.judge_fraction, more data), "
+            "(every win rate of this run) are weak evidence: give it more pairs (task.judge_fraction, "
+            "judge.held_out_fraction, more data), "
             "a trained judge (judge.path) or judge=api")
 
 
@@ -51,7 +52,10 @@ def run(ctx: Context) -> PairwiseJudge:
     ctx.keys["judge_rm"] = key
     artifact = Artifact(cfg.paths.artifacts, "judge_rm", key)
 
-    n_val = max(1, len(ctx.data.pairs_judge) // 10)  # the judge's held-out pairs
+    fraction = judge_cfg.get("held_out_fraction", 0.1)
+    if not 0 < fraction < 1:
+        raise ConfigError(f"judge.held_out_fraction must be between 0 and 1 (exclusive), got {fraction}")
+    n_val = max(1, int(len(ctx.data.pairs_judge) * fraction + 1e-9))  # the judge's held-out pairs
 
     def build(work_dir: Path) -> dict[str, float]:
         pairs = ctx.data.pairs_judge
@@ -59,7 +63,7 @@ def run(ctx: Context) -> PairwiseJudge:
         save_scalar_head(model, work_dir)
         ctx.tokenizer.save_pretrained(work_dir)
         write_rm_type(work_dir, "scalar")
-        return {f"judge/{k.split('/', 1)[1]}": v for k, v in metrics.items()}
+        return {f"judge/{k.split('/', 1)[1]}": v for k, v in metrics.items()} | {"judge/held_out_pairs": n_val}
 
     metrics = cached(ctx, "judge_rm", artifact, build, lambda directory: None)
     ctx.results.update(metrics)
