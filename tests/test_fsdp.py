@@ -43,16 +43,19 @@ def _weights(artifacts: Path, stage: str) -> dict[str, torch.Tensor]:
 
 
 def test_fsdp_trains_exactly_what_ddp_trains(tmp_path):
+    """Also the end-to-end test of trainer=ddp_cpu (ddp_spawn, gloo) through SFT, an RM and PPO."""
     from cli import run_cli
 
     results, artifacts = {}, {}
     for trainer in ("ddp_cpu", "fsdp_cpu"):
         artifacts[trainer] = tmp_path / f"art_{trainer}"
-        proc = run_cli("experiment=smoke", "stages=[sft,rm,ppo]", "rm=seq2seq", f"trainer={trainer}",
+        proc = run_cli("experiment=smoke", "stages=[sft,rm,ppo]", "rm=seq2seq", "rm.epochs=2", "ppo.iterations=2",
+                       f"trainer={trainer}",
                        f"hydra.run.dir=run_{trainer}", f"paths.artifacts={artifacts[trainer]}", cwd=tmp_path)
         assert proc.returncode == 0, proc.stderr[-3000:]
         results[trainer] = json.loads((tmp_path / f"run_{trainer}" / "results.json").read_text())
     ddp, fsdp = results["ddp_cpu"], results["fsdp_cpu"]
+    assert isinstance(ddp["ppo/train/kl"], float) and isinstance(ddp["ppo/policy/gold_utility"], float)
     for key in ("sft/val/loss", "rm/val/loss", "rm/val/token_accuracy", "ppo/train/kl", "ppo/train/pg_loss",
                 "ppo/train/reward", "ppo/policy/gold_utility_sampled"):
         assert fsdp[key] == pytest.approx(ddp[key], rel=1e-4, abs=1e-6), key

@@ -48,16 +48,3 @@ def test_two_process_whitening_matches_one_process():
     # and on one process the reduction is the identity
     single = global_masked_stats(x, mask, lambda t: t)
     assert abs(float(single[0]) - expected_mean) < 1e-6 and abs(float(single[1]) - expected_var) < 1e-6
-
-
-def test_pipeline_runs_ppo_with_two_cpu_processes(tmp_path):
-    """trainer=ddp_cpu (ddp_spawn, gloo): SFT and PPO train on two processes end to end."""
-    import json
-
-    from cli import run_cli
-
-    proc = run_cli("experiment=smoke", "stages=[sft,rm,ppo]", "rm=gold", "trainer=ddp_cpu", "hydra.run.dir=run",
-                   cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    results = json.loads((tmp_path / "run" / "results.json").read_text())
-    assert isinstance(results["ppo/train/kl"], float) and isinstance(results["ppo/policy/gold_utility"], float)
