@@ -113,6 +113,15 @@ def test_a_damaged_ppo_checkpoint_is_detected_before_resuming(tmp_path, damage):
     assert not readable_checkpoint(path)
 
 
+def test_a_checkpoint_folder_is_readable_unless_empty(tmp_path):
+    """DeepSpeed (trainer=deepspeed) writes last.ckpt as a folder of shards."""
+    folder = tmp_path / "last.ckpt"
+    folder.mkdir()
+    assert not readable_checkpoint(folder)
+    (folder / "checkpoint").mkdir()
+    assert readable_checkpoint(folder)
+
+
 RM_TYPE_FILES = {
     "missing": (None, "rm_type.json is missing"),
     "not JSON": ("{type: scalar", "field 'type' cannot be read"),

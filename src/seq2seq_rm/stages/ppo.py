@@ -29,7 +29,9 @@ warnings.filterwarnings("ignore", message="Using ModelCheckpoint with manual opt
 
 def readable_checkpoint(path: Path) -> bool:
     """Whether a torch checkpoint's zip directory is intact (cheap: a cut-off write loses the directory,
-    which sits at the end of the file)."""
+    which sits at the end of the file). DeepSpeed writes a checkpoint as a folder: one that is not empty."""
+    if path.is_dir():
+        return any(path.iterdir())
     try:
         with zipfile.ZipFile(path) as archive:
             return bool(archive.namelist())
@@ -66,12 +68,15 @@ def run(ctx: Context) -> dict[str, float]:
                            callbacks=[every], enable_checkpointing=True, gradient_clip_val=None,
                            default_root_dir=str(work_dir), log_every_n_steps=1)
         last = checkpoints / "last.ckpt"
-        if last.is_file() and not readable_checkpoint(last):
+        if last.exists() and not readable_checkpoint(last):
             warning = f"ppo: checkpoint {last} is damaged (truncated?); deleted, PPO starts again from the SFT policy"
             ctx.warn("ppo", warning)
-            last.unlink()
+            if last.is_dir():
+                shutil.rmtree(last)
+            else:
+                last.unlink()
         loader = DataLoader(range(ppo.iterations), batch_size=1)
-        trainer.fit(module, train_dataloaders=loader, ckpt_path=str(last) if last.is_file() else None,
+        trainer.fit(module, train_dataloaders=loader, ckpt_path=str(last) if last.exists() else None,
                     weights_only=True)
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("ppo/train/")}
         policy.eval()
