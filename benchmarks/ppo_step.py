@@ -57,7 +57,8 @@ def one_iteration(module: PPOModule, prompts: list[list[int]], seed: int) -> dic
         for _ in range(h.epochs):
             for start in range(0, n, size):
                 rows = torch.arange(start, min(n, start + size))
-                logprobs, new_values, _ = module._forward(module.policy, rollout, rows, with_values=True)
+                logprobs, new_values, _ = module._forward(module.policy, rollout, rows, with_values=True,
+                                                           with_entropy=True)
                 pg, _, _ = policy_loss(logprobs, old[rows], advantages[rows], mask[rows], h.clip_ratio)
                 vf, _ = value_loss(new_values, values[rows], returns[rows], mask[rows], h.value_clip)
                 optimizer.zero_grad()

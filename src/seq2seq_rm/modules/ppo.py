@@ -122,13 +122,15 @@ class PPOModule(ShardedCalls, L.LightningModule):
                                                                  range(h.samples_per_prompt)]}
 
     def _forward(self, model: PreTrainedModel, rollout: dict, rows: torch.Tensor | slice = slice(None),
-                 with_values: bool = False) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
-        """Log-probs (at the sampling temperature), values and entropies of the response tokens."""
+                 with_values: bool = False,
+                 with_entropy: bool = False) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """Log-probs (at the sampling temperature), values and entropies of the response tokens. The entropy
+        costs two more vocabulary-sized tensors (a 150k vocabulary makes them gigabytes): only when asked."""
         group = "policy" if model is self.policy else "reference"
-        return self.through(group, self._score_tokens, model, rollout, rows, with_values)
+        return self.through(group, self._score_tokens, model, rollout, rows, with_values, with_entropy)
 
-    def _score_tokens(self, model: PreTrainedModel, rollout: dict, rows: torch.Tensor | slice,
-                      with_values: bool) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    def _score_tokens(self, model: PreTrainedModel, rollout: dict, rows: torch.Tensor | slice, with_values: bool,
+                      with_entropy: bool) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
         sequences, attention = rollout["sequences"][rows], rollout["attention"][rows]
         position_ids = (attention.cumsum(1) - 1).clamp(min=0)
         start = int(rollout["prompt_width"])
@@ -139,7 +141,7 @@ class PPOModule(ShardedCalls, L.LightningModule):
         logits = model.get_output_embeddings()(hidden).float() / self.hparams.temperature
         logprobs_all = logits.log_softmax(-1)
         logprobs = logprobs_all.gather(-1, rollout["responses"][rows].unsqueeze(-1)).squeeze(-1)
-        entropy = -(logprobs_all.exp() * logprobs_all).sum(-1)
+        entropy = -(logprobs_all.exp() * logprobs_all).sum(-1) if with_entropy else None
         values = self.value_head(hidden).squeeze(-1) if with_values else None
         return logprobs, values, entropy
 
@@ -202,7 +204,8 @@ class PPOModule(ShardedCalls, L.LightningModule):
             order = torch.randperm(n, generator=generator_mb)
             for start in range(0, n, minibatch):
                 rows = order[start:start + minibatch].to(self.device)
-                logprobs, values, entropy = self._forward(self.policy, rollout, rows, with_values=True)
+                logprobs, values, entropy = self._forward(self.policy, rollout, rows, with_values=True,
+                                                          with_entropy=True)
                 pg, clip_frac, approx_kl = policy_loss(logprobs, old_logprobs[rows], advantages[rows], mask[rows],
                                                        h.clip_ratio)
                 vf, _ = value_loss(values, old_values[rows], returns[rows], mask[rows], h.value_clip)
