@@ -39,6 +39,15 @@ def test_bad_values_are_named(override, message):
         check_config(_compose(override), ALL)
 
 
+@pytest.mark.parametrize("fraction", ["0", "1.0", "-0.1", "abc"])
+def test_the_judge_rms_held_out_fraction_is_checked(fraction):
+    check_config(_compose("judge=rm"), ALL)
+    with pytest.raises(ConfigError, match=r"judge\.held_out_fraction=.*> 0 and < 1"):
+        check_config(_compose("judge=rm", f"judge.held_out_fraction={fraction}"), ALL)
+    # a judge RM given by path is not trained here: the fraction is not used
+    check_config(_compose("judge=rm", "judge.path=/some/folder", f"judge.held_out_fraction={fraction}"), ALL)
+
+
 def test_later_stages_are_checked_only_when_requested():
     bad_ppo = _compose("ppo.iterations=0")
     check_config(bad_ppo, ["sft", "rm"])

@@ -74,6 +74,8 @@ PPO = {"ppo.iterations": integer(1), "ppo.checkpoint_every": integer(1), "ppo.n_
            "gamma": number(0, high=1), "lam": number(0, high=1), "beta": number(0),
            "kl_estimator": choice("k1", "k3"), "adaptive_kl": FLAG, "kl_target": number(0, strict=True),
            "kl_horizon": integer(1), "reward_norm": FLAG}.items()}
+# a judge RM trained here (judge=rm without a path) holds out this share of the judge split to measure itself
+JUDGE_RM = {"judge.held_out_fraction": Rule("number", "a number > 0 and < 1", lambda v: 0 < v < 1)}
 EVAL = {"eval.n_prompts": integer(1), "eval.n_samples": integer(1), "eval.temperature": number(0, strict=True),
         "eval.max_new_tokens": integer(1), "eval.n_logged": integer(0), "eval.n_ood_prompts": integer(1)}
 
@@ -102,6 +104,8 @@ def rules_for(cfg: DictConfig, stages: list[str]) -> dict[str, Rule]:
         rules |= PPO
     if "eval" in used:
         rules |= EVAL
+        if OmegaConf.select(cfg, "judge.type") == "rm" and not OmegaConf.select(cfg, "judge.path"):
+            rules |= JUDGE_RM
     return rules
 
 

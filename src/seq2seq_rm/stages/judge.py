@@ -52,10 +52,8 @@ def run(ctx: Context) -> PairwiseJudge:
     ctx.keys["judge_rm"] = key
     artifact = Artifact(cfg.paths.artifacts, "judge_rm", key)
 
-    fraction = judge_cfg.get("held_out_fraction", 0.1)
-    if not 0 < fraction < 1:
-        raise ConfigError(f"judge.held_out_fraction must be between 0 and 1 (exclusive), got {fraction}")
-    n_val = max(1, int(len(ctx.data.pairs_judge) * fraction + 1e-9))  # the judge's held-out pairs
+    # the judge's held-out pairs (judge.held_out_fraction is range-checked with the config, before any stage)
+    n_val = max(1, int(len(ctx.data.pairs_judge) * judge_cfg.held_out_fraction + 1e-9))
 
     def build(work_dir: Path) -> dict[str, float]:
         pairs = ctx.data.pairs_judge
