@@ -10,8 +10,11 @@ at temperature 0.7 from 32-token prompts), one mini-batch per PPO epoch. Each me
 process; the frameworks alternate; the first steps of every process are warm-up and not timed.
 Printed: median, min and max over repetitions, and the ratio TRL time / our time (>1: we are faster).
 
-Known differences (they are the frameworks' designs, kept as they are): TRL's PPO uses a separate
-value model (a second 4x128 trunk) where ours puts a value head on the policy's trunk; TRL always
+Known differences (they are the frameworks' designs, kept as they are): this project's scalar RM runs each
+pair's prompt once for both responses (``ScalarHeadModel.score_responses``; TRL runs the two full sequences)
+and its model factory runs GPT-2's ``gelu_new`` as torch's fused tanh GELU (``fuse_activations``; the same
+function): the second RM row gives TRL that activation too, so it shows the prompt sharing alone. TRL's PPO
+uses a separate value model (a second 4x128 trunk) where ours puts a value head on the policy's trunk; TRL always
 generates ``response_length`` tokens, ours stops once every row has sampled ``<eos>`` (random weights
 rarely do: ~32 tokens either way); TRL calls ``gc.collect()`` twice per PPO step; TRL's reward trainer
 runs Hugging Face's Trainer, ours Lightning; ours scores the reward at the last response token, TRL
@@ -52,6 +55,13 @@ def _config(tokenizer, **extra):
                       bos_token_id=tokenizer.eos_token_id, **extra)
 
 
+def _our_gpt2(tokenizer):
+    """The same GPT-2 as ``_config``'s, built by this project's factory (which runs ``gelu_new`` fused)."""
+    from seq2seq_rm.models import gpt2_from_scratch
+
+    return gpt2_from_scratch(tokenizer, n_layer=4, n_embd=128, n_head=4, n_positions=128)
+
+
 def _random_ids(rng, n: int, low: int) -> list[int]:
     return [rng.randrange(low, VOCAB) for _ in range(n)]
 
@@ -70,7 +80,7 @@ class _StepClock:
         return (timed[-1] - timed[0]) / (len(timed) - 1)
 
 
-def worker_trl_rm(steps: int) -> float:
+def worker_trl_rm(steps: int, activation: str = "gelu_new") -> float:
     import random
 
     from datasets import Dataset
@@ -90,7 +100,7 @@ def worker_trl_rm(steps: int) -> float:
         def on_step_end(self, *args, **kwargs):
             clock.tick()
 
-    model = GPT2ForSequenceClassification(_config(tokenizer, num_labels=1))
+    model = GPT2ForSequenceClassification(_config(tokenizer, num_labels=1, activation_function=activation))
     with tempfile.TemporaryDirectory() as out:
         args = RewardConfig(output_dir=out, per_device_train_batch_size=BATCH, max_steps=steps, logging_steps=10_000,
                             save_strategy="no", report_to=[], bf16=False, fp16=False, use_cpu=True,
@@ -98,6 +108,11 @@ def worker_trl_rm(steps: int) -> float:
         RewardTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
                       callbacks=[Clock()]).train()
     return BATCH / clock.per_step()  # pairs / s
+
+
+def worker_trl_rm_fused_gelu(steps: int) -> float:
+    """TRL given the fused GELU that this project's factory swaps in: the like-for-like kernels row."""
+    return worker_trl_rm(steps, "gelu_pytorch_tanh")
 
 
 def _pairs(steps: int):
@@ -113,7 +128,6 @@ def _pairs(steps: int):
 
 def _lightning_rm(steps: int, rm_type: str) -> float:
     import lightning as L
-    from transformers import GPT2LMHeadModel
 
     from seq2seq_rm.data.pairs import PairDataModule
     from seq2seq_rm.data.tokenizer import special_ids
@@ -124,7 +138,7 @@ def _lightning_rm(steps: int, rm_type: str) -> float:
     tokenizer = _tokenizer()
     ids = special_ids(tokenizer)
     pairs = _pairs(steps)
-    lm = GPT2LMHeadModel(_config(tokenizer))
+    lm = _our_gpt2(tokenizer)
     if rm_type == "scalar":
         model = ScalarHeadModel(lm)
         module = ScalarRMModule(model, ScalarReward(model, ids), max_steps=steps)
@@ -189,7 +203,6 @@ def worker_ours_ppo(steps: int, epochs: int) -> float:
 
     import lightning as L
     from torch.utils.data import DataLoader
-    from transformers import GPT2LMHeadModel
 
     from seq2seq_rm.data.tokenizer import special_ids
     from seq2seq_rm.models.heads import ScalarHeadModel
@@ -200,8 +213,8 @@ def worker_ours_ppo(steps: int, epochs: int) -> float:
     ids = special_ids(tokenizer)
     rng = random.Random(0)
     prompts = [_random_ids(rng, PROMPT - 1, 10) for _ in range(BATCH * (steps + 1))]  # + <sep> = 32 tokens
-    reward = ScalarReward(ScalarHeadModel(GPT2LMHeadModel(_config(tokenizer))).eval(), ids)
-    module = PPOModule(GPT2LMHeadModel(_config(tokenizer)), reward, ids, prompts, prompts_per_iteration=BATCH,
+    reward = ScalarReward(ScalarHeadModel(_our_gpt2(tokenizer)).eval(), ids)
+    module = PPOModule(_our_gpt2(tokenizer), reward, ids, prompts, prompts_per_iteration=BATCH,
                        samples_per_prompt=1, max_new_tokens=RESPONSE, temperature=0.7, epochs=epochs, minibatches=1)
     clock = _StepClock()
 
@@ -248,7 +261,8 @@ def main() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    matchups = [("scalar RM training (pairs/s, higher is better)", "trl_rm", "ours_rm", 1, True)]
+    matchups = [("scalar RM training (pairs/s, higher is better)", "trl_rm", "ours_rm", 1, True),
+                ("  the same, TRL's GPT-2 config given gelu_pytorch_tanh", "trl_rm_fused_gelu", "ours_rm", 1, True)]
     matchups += [(f"PPO iteration, {e} epoch(s) (s/iteration, lower is better)", "trl_ppo", "ours_ppo", e, False)
                  for e in args.ppo_epochs]
     results: dict[tuple[str, int], list[float]] = {}

@@ -67,6 +67,14 @@ def test_fsdp_trains_exactly_what_ddp_trains(tmp_path):
         assert tensor.shape == sft[name].shape
         torch.testing.assert_close(tensor, ppo_ddp[name], rtol=1e-4, atol=1e-5)
     assert any(not torch.equal(ppo_fsdp[name], sft[name]) for name in sft)
+    # the scalar RM too (it scores full sequences under FSDP, each prompt once under DDP); SFT is cached
+    for trainer in ("ddp_cpu", "fsdp_cpu"):
+        proc = run_cli("experiment=smoke", "stages=[sft,rm]", "rm=scalar", "rm.epochs=2", f"trainer={trainer}",
+                       f"hydra.run.dir=scalar_{trainer}", f"paths.artifacts={artifacts[trainer]}", cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        results[trainer] = json.loads((tmp_path / f"scalar_{trainer}" / "results.json").read_text())
+    for key in ("rm/val/loss", "rm/val/accuracy", "rm/val/margin"):
+        assert results["fsdp_cpu"][key] == pytest.approx(results["ddp_cpu"][key], rel=1e-4, abs=1e-6), key
 
 
 def test_sharded_trainer_configs_build_their_strategies():

@@ -5,10 +5,11 @@ import pytest
 import torch
 from torch import nn
 
-from seq2seq_rm.data.layout import IGNORE_INDEX
-from seq2seq_rm.data.pairs import encode_pairs
+from seq2seq_rm.data.layout import IGNORE_INDEX, right_pad, scored_sequence
+from seq2seq_rm.data.pairs import EncodedPair, collate_scalar, encode_pairs
 from seq2seq_rm.data.tokenizer import SpecialIds, build_word_tokenizer, special_ids
 from seq2seq_rm.models import gpt2_from_scratch
+from seq2seq_rm.models.backbone import llama_from_scratch
 from seq2seq_rm.models.heads import ScalarHeadModel, save_scalar_head, write_rm_type
 from seq2seq_rm.rewards.interface import GoldReward, ScalarReward, Seq2seqReward, load_reward_function
 from seq2seq_rm.rewards.losses import bradley_terry_loss, weighted_token_cross_entropy
@@ -80,6 +81,34 @@ def test_scalar_reward_sits_on_the_last_token():
     out = reward.token_rewards([[5, 6], [5]], [[7, 8, 9], []])
     assert out.shape == (2, 3)
     assert out[0, :2].abs().sum() == 0 and out[0, 2] != 0 and out[1, 0] != 0
+
+
+@pytest.mark.parametrize("architecture", ["gpt2", "llama", "gpt2_checkpointed", "gpt2_unshared"])
+def test_scalar_rm_runs_each_prompt_once_with_the_scores_and_gradients_of_full_sequences(architecture):
+    task, tok = _word_setup()
+    ids = special_ids(tok)
+    torch.manual_seed(0)
+    build = llama_from_scratch if architecture == "llama" else gpt2_from_scratch
+    model = ScalarHeadModel(build(tok, n_layer=2, n_embd=32, n_head=2, n_positions=64))
+    if architecture == "gpt2_checkpointed":
+        model.lm.activation_checkpointing_enable()
+    model.train()
+    # prompts and responses of different lengths, so both paddings are exercised
+    pairs = [EncodedPair([5, 6, 7, 8], [9, 10], [11]), EncodedPair([5], [12, 13, 14, 15], [9, 9, 10]),
+             EncodedPair([6, 7], [10], [11, 12])]
+    batch = collate_scalar(pairs, ids)
+    shared = model.score_responses(**batch, share_prompt=architecture != "gpt2_unshared")
+    sequences = [scored_sequence(p.prompt, r, ids) for p in pairs for r in (p.chosen, p.rejected)]
+    full = model.score_last(*right_pad(sequences, ids.pad))
+    assert torch.isfinite(shared).all()
+    assert torch.allclose(shared, full, atol=1e-5)
+    grads = [torch.autograd.grad(bradley_terry_loss(s[0::2], s[1::2]), list(model.parameters()), allow_unused=True)
+             for s in (shared, full)]
+    for a, b in zip(*grads, strict=True):
+        assert (a is None) == (b is None)
+        if a is not None:
+            assert torch.allclose(a, b, atol=1e-5)
+    assert any(a is not None and a.abs().sum() > 0 for a in grads[0])
 
 
 def test_gold_reward_is_the_judge_on_the_last_token():

@@ -43,9 +43,14 @@ def pad_batch(rows: list[dict[str, list[int]]], pad_id: int) -> dict[str, torch.
     return batch
 
 
+def scored_response(response_ids: Sequence[int], ids: SpecialIds) -> list[int]:
+    """``response <eos>``: what follows ``policy_prompt`` in a scored sequence."""
+    return [*response_ids, ids.eos]
+
+
 def scored_sequence(prompt_ids: Sequence[int], response_ids: Sequence[int], ids: SpecialIds) -> list[int]:
     """``prompt <sep> response <eos>``: a scalar RM reads its score at the closing ``<eos>``."""
-    return [*prompt_ids, ids.sep, *response_ids, ids.eos]
+    return policy_prompt(prompt_ids, ids) + scored_response(response_ids, ids)
 
 
 def rewrite_context(prompt_ids: Sequence[int], source_ids: Sequence[int], ids: SpecialIds) -> list[int]:

@@ -17,7 +17,7 @@ import torch
 from torch.utils.data import DataLoader
 from transformers import PreTrainedTokenizerBase
 
-from seq2seq_rm.data.layout import pad_batch, rewrite_example, right_pad, scored_sequence
+from seq2seq_rm.data.layout import left_pad, pad_batch, policy_prompt, rewrite_example, right_pad, scored_response
 from seq2seq_rm.data.tokenizer import SpecialIds, encode, encode_prompt, special_ids
 from seq2seq_rm.errors import ConfigError, DataError
 from seq2seq_rm.tasks.base import PreferencePair
@@ -63,11 +63,14 @@ def encode_pairs(pairs: list[PreferencePair], tokenizer: PreTrainedTokenizerBase
 
 
 def collate_scalar(pairs: list[EncodedPair], ids: SpecialIds) -> dict[str, torch.Tensor]:
-    """Chosen sequences first, then rejected ones, in one right-padded batch."""
-    sequences = [scored_sequence(p.prompt, p.chosen, ids) for p in pairs]
-    sequences += [scored_sequence(p.prompt, p.rejected, ids) for p in pairs]
-    input_ids, mask = right_pad(sequences, ids.pad)
-    return {"input_ids": input_ids, "attention_mask": mask}
+    """Each pair's ``prompt <sep>`` once (left-padded, so every prompt ends where its responses start) and its
+    two ``response <eos>`` (right-padded), chosen in row ``2i`` and rejected in row ``2i + 1``: the scalar RM
+    runs each prompt once for both responses (``ScalarHeadModel.score_responses``)."""
+    prompt_ids, prompt_mask = left_pad([policy_prompt(p.prompt, ids) for p in pairs], ids.pad)
+    responses = [scored_response(response, ids) for p in pairs for response in (p.chosen, p.rejected)]
+    response_ids, response_mask = right_pad(responses, ids.pad)
+    return {"prompt_ids": prompt_ids, "prompt_mask": prompt_mask,
+            "response_ids": response_ids, "response_mask": response_mask}
 
 
 def collate_rewrite(pairs: list[EncodedPair], ids: SpecialIds, identity_weight: float,

@@ -25,18 +25,30 @@ def _set_special_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase)
     return model
 
 
+def fuse_activations(model: PreTrainedModel) -> PreTrainedModel:
+    """Swap GPT-2's ``gelu_new`` modules (pow, tanh and mul as separate ops) for torch's fused tanh GELU: the
+    same function up to float rounding, a fifth faster forward+backward on a small model. The config is left
+    as it is, so a saved model still says ``gelu_new``."""
+    from transformers.activations import GELUTanh, NewGELUActivation
+
+    for module in list(model.modules()):
+        for name, child in module.named_children():
+            if type(child) is NewGELUActivation:
+                setattr(module, name, GELUTanh())
+    return model
+
+
 def gpt2_from_scratch(tokenizer: PreTrainedTokenizerBase, n_layer: int, n_embd: int, n_head: int,
                       n_positions: int, dropout: float = 0.0,
                       activation_function: str = "gelu_new") -> PreTrainedModel:
-    """``activation_function``: ``gelu_pytorch_tanh`` computes GPT-2's ``gelu_new`` as one fused op
-    (the same function; ``gelu_new`` runs as separate pow/tanh/mul ops, a sixth of a tiny model's time)."""
+    """GPT-2's ``gelu_new`` activation runs as ``gelu_pytorch_tanh`` either way (``fuse_activations``)."""
     config = GPT2Config(
         vocab_size=len(tokenizer), n_layer=n_layer, n_embd=n_embd, n_head=n_head, n_positions=n_positions,
         resid_pdrop=dropout, embd_pdrop=dropout, attn_pdrop=dropout, activation_function=activation_function,
         pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
         bos_token_id=tokenizer.eos_token_id,
     )
-    return _set_special_ids(GPT2LMHeadModel(config), tokenizer)
+    return _set_special_ids(fuse_activations(GPT2LMHeadModel(config)), tokenizer)
 
 
 def pretrained_causal_lm(tokenizer: PreTrainedTokenizerBase, name_or_path: str, dtype: str = "float32",
@@ -48,8 +60,8 @@ def pretrained_causal_lm(tokenizer: PreTrainedTokenizerBase, name_or_path: str, 
     if len(tokenizer) != model.get_input_embeddings().weight.shape[0]:
         model.resize_token_embeddings(len(tokenizer))
     if gradient_checkpointing:
-        model.gradient_checkpointing_enable()
-    return _set_special_ids(model, tokenizer)
+        model.activation_checkpointing_enable()
+    return _set_special_ids(fuse_activations(model), tokenizer)
 
 
 def context_length(model: PreTrainedModel) -> int:
@@ -68,7 +80,7 @@ def save_backbone(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, di
 
 def load_backbone(directory: Path) -> PreTrainedModel:
     """Load a saved backbone (safetensors only: no pickled code is ever executed)."""
-    return AutoModelForCausalLM.from_pretrained(directory, use_safetensors=True)
+    return fuse_activations(AutoModelForCausalLM.from_pretrained(directory, use_safetensors=True))
 
 
 def llama_from_scratch(tokenizer: PreTrainedTokenizerBase, n_layer: int, n_embd: int, n_head: int,

@@ -62,9 +62,9 @@ class ScalarRMModule(_RMBase):
         self.val_margin, self.val_scores = MeanMetric(), CatMetric()
 
     def _scores(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
-        scores = self.through("model", self.model.score_last, batch["input_ids"], batch["attention_mask"])
-        n = scores.shape[0] // 2
-        return scores[:n], scores[n:]
+        scores = self.through("model", self.model.score_responses, batch["prompt_ids"], batch["prompt_mask"],
+                              batch["response_ids"], batch["response_mask"], share_prompt=not self.is_sharded)
+        return scores[0::2], scores[1::2]  # chosen, rejected (collate_scalar's row order)
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         chosen, rejected = self._scores(batch)
