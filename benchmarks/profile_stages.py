@@ -24,6 +24,7 @@ from seq2seq_rm.data.pairs import collate_rewrite, encode_pairs
 from seq2seq_rm.data.sft import encode_demonstrations
 from seq2seq_rm.data.tokenizer import build_word_tokenizer, encode, special_ids
 from seq2seq_rm.models import gpt2_from_scratch
+from seq2seq_rm.models.shared_prompt import continuation_outputs
 from seq2seq_rm.modules.ppo import PPOModule
 from seq2seq_rm.rewards import Seq2seqReward
 from seq2seq_rm.rewards.losses import weighted_token_cross_entropy
@@ -81,8 +82,8 @@ def main() -> None:
                   for i in range(0, 32 * args.steps, 32)]
 
     def rm_loss(model, batch):
-        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                       position_ids=batch["position_ids"]).logits
+        logits = continuation_outputs(model, "logits", batch["prompt_ids"], batch["prompt_mask"], batch["input_ids"],
+                                      batch["attention_mask"], batch["position_ids"])
         return weighted_token_cross_entropy(logits, batch["labels"], batch["weights"])
 
     ppo_step = _ppo_step_module()

@@ -26,8 +26,10 @@ def test_collate_pads_position_ids():
     batch = collate_rewrite([EncodedPair([5], [6, 6], [5]), EncodedPair([5, 6], [5], [6])], ids, 1.0,
                             aligned_positions=True)
     assert batch["position_ids"].shape == batch["input_ids"].shape
-    # row 0: the correction of pair 0, rejected [5] -> chosen [6, 6]
-    assert batch["position_ids"][0].tolist()[: 7] == rewrite_positions(1, 1, 2)
+    # row 0: the correction of pair 0, rejected [5] -> chosen [6, 6], after its prompt [5] <sep>
+    assert batch["position_ids"][0].tolist()[: 5] == rewrite_positions(1, 1, 2)[2:]
+    assert batch["prompt_ids"].shape == (2, 3) and batch["input_ids"].shape[0] == 4
+    assert batch["is_correction"].tolist() == [True, False, True, False]
 
 
 @pytest.fixture

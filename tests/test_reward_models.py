@@ -5,12 +5,13 @@ import pytest
 import torch
 from torch import nn
 
-from seq2seq_rm.data.layout import IGNORE_INDEX, right_pad, scored_sequence
-from seq2seq_rm.data.pairs import EncodedPair, collate_scalar, encode_pairs
+from seq2seq_rm.data.layout import IGNORE_INDEX, pad_batch, rewrite_example, right_pad, scored_sequence
+from seq2seq_rm.data.pairs import EncodedPair, collate_rewrite, collate_scalar, encode_pairs
 from seq2seq_rm.data.tokenizer import SpecialIds, build_word_tokenizer, special_ids
 from seq2seq_rm.models import gpt2_from_scratch
 from seq2seq_rm.models.backbone import llama_from_scratch
 from seq2seq_rm.models.heads import ScalarHeadModel, save_scalar_head, write_rm_type
+from seq2seq_rm.models.shared_prompt import continuation_outputs
 from seq2seq_rm.rewards.interface import GoldReward, ScalarReward, Seq2seqReward, load_reward_function
 from seq2seq_rm.rewards.losses import bradley_terry_loss, weighted_token_cross_entropy
 from seq2seq_rm.tasks import PreferencePair, Prompt, SafetyTask
@@ -109,6 +110,35 @@ def test_scalar_rm_runs_each_prompt_once_with_the_scores_and_gradients_of_full_s
         if a is not None:
             assert torch.allclose(a, b, atol=1e-5)
     assert any(a is not None and a.abs().sum() > 0 for a in grads[0])
+
+
+@pytest.mark.parametrize("aligned_positions", [True, False])
+def test_seq2seq_rm_loss_runs_each_prompt_once_with_the_loss_and_gradients_of_full_rewrites(aligned_positions):
+    task, tok = _word_setup()
+    ids = special_ids(tok)
+    torch.manual_seed(0)
+    model = gpt2_from_scratch(tok, n_layer=2, n_embd=32, n_head=2, n_positions=64).train()
+    pairs = [EncodedPair([5, 6, 7, 8], [9, 10], [11]), EncodedPair([5], [12, 13, 14, 15], [9, 9, 10]),
+             EncodedPair([6, 7], [10], [11, 12])]
+    batch = collate_rewrite(pairs, ids, 3.0, aligned_positions)
+    losses = {}
+    for share in (True, False):
+        logits = continuation_outputs(model, "logits", batch["prompt_ids"], batch["prompt_mask"], batch["input_ids"],
+                                      batch["attention_mask"], batch.get("position_ids"), share_prompt=share)
+        losses[share] = weighted_token_cross_entropy(logits, batch["labels"], batch["weights"])
+    # the reference: whole rows, corrections then identities, as the RM trained before prompts were shared
+    rows = [rewrite_example(p.prompt, p.rejected, p.chosen, ids, aligned_positions) for p in pairs]
+    rows += [rewrite_example(p.prompt, p.chosen, p.chosen, ids, aligned_positions) for p in pairs]
+    full = pad_batch(rows, ids.pad)
+    logits = model(input_ids=full["input_ids"], attention_mask=full["attention_mask"],
+                   position_ids=full.get("position_ids")).logits
+    reference = weighted_token_cross_entropy(logits, full["labels"], torch.tensor([1.0] * 3 + [3.0] * 3))
+    params = list(model.parameters())
+    expected = torch.autograd.grad(reference, params)
+    for loss in losses.values():
+        assert loss.item() == pytest.approx(reference.item(), abs=1e-5)
+        for a, b in zip(torch.autograd.grad(loss, params), expected, strict=True):
+            assert torch.allclose(a, b, atol=1e-5)
 
 
 def test_gold_reward_is_the_judge_on_the_last_token():

@@ -75,15 +75,23 @@ def collate_scalar(pairs: list[EncodedPair], ids: SpecialIds) -> dict[str, torch
 
 def collate_rewrite(pairs: list[EncodedPair], ids: SpecialIds, identity_weight: float,
                     aligned_positions: bool = False) -> dict[str, torch.Tensor]:
-    """Correction ``(x, y_l) -> y_w`` and identity ``(x, y_w) -> y_w`` examples, with per-example weights."""
-    rows = [rewrite_example(p.prompt, p.rejected, p.chosen, ids, aligned_positions) for p in pairs]
-    weights = [1.0] * len(pairs)
-    if identity_weight > 0:
-        rows += [rewrite_example(p.prompt, p.chosen, p.chosen, ids, aligned_positions) for p in pairs]
-        weights += [identity_weight] * len(pairs)
+    """Each pair's ``prompt <sep>`` once (left-padded) and, in the rows after it, its correction
+    ``y_l <fb> y_w <eos>`` and (when ``identity_weight`` > 0) identity ``y_w <fb> y_w <eos>`` continuations
+    (right-padded, with per-row weights and ``position_ids`` when ``aligned_positions``): the seq2seq RM
+    runs each prompt once for both (``continuation_outputs``)."""
+    sources = (("rejected", 1.0, True),) + ((("chosen", identity_weight, False),) if identity_weight > 0 else ())
+    prompts, rows, weights, is_correction = [], [], [], []
+    for p in pairs:
+        prompts.append(policy_prompt(p.prompt, ids))
+        for source, weight, correction in sources:
+            row = rewrite_example(p.prompt, getattr(p, source), p.chosen, ids, aligned_positions)
+            rows.append({key: values[len(prompts[-1]):] for key, values in row.items()})
+            weights.append(weight)
+            is_correction.append(correction)
     batch = pad_batch(rows, ids.pad)
+    batch["prompt_ids"], batch["prompt_mask"] = left_pad(prompts, ids.pad)
     batch["weights"] = torch.tensor(weights)
-    batch["is_correction"] = torch.tensor([True] * len(pairs) + [False] * (len(rows) - len(pairs)))
+    batch["is_correction"] = torch.tensor(is_correction)
     return batch
 
 

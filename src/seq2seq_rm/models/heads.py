@@ -13,6 +13,7 @@ from transformers import PreTrainedModel
 from seq2seq_rm.errors import UserError
 from seq2seq_rm.models.backbone import load_backbone
 from seq2seq_rm.models.lora import merge_lora
+from seq2seq_rm.models.shared_prompt import continuation_outputs
 
 RM_TYPE_FILE = "rm_type.json"
 
@@ -39,29 +40,11 @@ class ScalarHeadModel(nn.Module):
 
     def score_responses(self, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, response_ids: torch.Tensor,
                         response_mask: torch.Tensor, share_prompt: bool = True) -> torch.Tensor:
-        """Scores at the last non-padding token of each response, where prompt ``i`` (left-padded) is answered
-        by the ``k = len(responses) / len(prompts)`` right-padded responses in rows ``i*k .. i*k + k - 1``.
-
-        Each prompt runs through the trunk once and its keys and values are repeated for its ``k`` responses:
-        the same scores and gradients as ``score_last`` on the full sequences (up to float rounding), with a
-        prompt's tokens computed once instead of ``k`` times. The full sequences run instead when
-        ``share_prompt`` is false or under gradient checkpointing, which keeps no key-value cache. FSDP needs
-        that too: the cached keys and values leave each block beside its output, so the gradient that flows
-        back through them would reach a block whose parameters FSDP has not gathered again."""
-        k = response_ids.shape[0] // prompt_ids.shape[0]
-        mask = torch.cat([prompt_mask.repeat_interleave(k, 0), response_mask], 1)
-        positions = (mask.cumsum(1) - 1).clamp(min=0)  # left pads do not shift a row's positions
-        trunk = self.lm.base_model
-        width = prompt_ids.shape[1]
-        if not share_prompt or getattr(self.lm, "is_activation_checkpointing", False):
-            ids = torch.cat([prompt_ids.repeat_interleave(k, 0), response_ids], 1)
-            hidden = trunk(input_ids=ids, attention_mask=mask, position_ids=positions).last_hidden_state[:, width:]
-        else:
-            cache = trunk(input_ids=prompt_ids, attention_mask=prompt_mask, position_ids=positions[::k, :width],
-                          use_cache=True).cache
-            cache.batch_repeat_interleave(k)
-            hidden = trunk(input_ids=response_ids, attention_mask=mask, position_ids=positions[:, width:],
-                           cache=cache, use_cache=True).last_hidden_state
+        """Scores at the last non-padding token of each response, where prompt ``i`` (left-padded) is answered by
+        the right-padded responses in rows ``i*k .. i*k + k - 1``; each prompt runs once for its ``k`` responses
+        (``continuation_outputs``). The same scores and gradients as ``score_last`` on the full sequences."""
+        hidden = continuation_outputs(self.lm.base_model, "last_hidden_state", prompt_ids, prompt_mask, response_ids,
+                                      response_mask, share_prompt=share_prompt)
         last = hidden[torch.arange(hidden.shape[0]), response_mask.sum(1) - 1]
         return self.head(last).squeeze(-1)
 

@@ -20,6 +20,7 @@ from transformers import PreTrainedModel
 from seq2seq_rm.data.layout import left_pad, policy_prompt
 from seq2seq_rm.data.tokenizer import SpecialIds
 from seq2seq_rm.errors import ConfigError
+from seq2seq_rm.modules.optim import adamw
 from seq2seq_rm.modules.sharded import ShardedCalls
 from seq2seq_rm.rewards.interface import RewardFunction
 from seq2seq_rm.rl.ppo_math import (
@@ -250,4 +251,4 @@ class PPOModule(ShardedCalls, L.LightningModule):
 
     def configure_optimizers(self):
         params = [p for n, p in self.named_parameters() if not n.startswith("reference.")]
-        return torch.optim.AdamW(params, lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        return adamw(params, self.hparams.lr, self.hparams.weight_decay)

@@ -14,6 +14,7 @@ from transformers import PreTrainedModel
 
 from seq2seq_rm.data.layout import IGNORE_INDEX
 from seq2seq_rm.models.heads import ScalarHeadModel
+from seq2seq_rm.models.shared_prompt import continuation_outputs
 from seq2seq_rm.modules.optim import adamw_warmup_cosine
 from seq2seq_rm.modules.sharded import ShardedCalls
 from seq2seq_rm.rewards.interface import RewardFunction
@@ -97,8 +98,10 @@ class Seq2seqRMModule(_RMBase):
         self.val_token_accuracy, self.val_exact_match = MeanMetric(), MeanMetric()
 
     def _loss(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
-        logits = self.through("model", self.model, input_ids=batch["input_ids"],
-                              attention_mask=batch["attention_mask"], position_ids=batch.get("position_ids")).logits
+        # logits over the continuations only (collate_rewrite's layout): each prompt runs once for its rows
+        logits = self.through("model", continuation_outputs, self.model, "logits", batch["prompt_ids"],
+                              batch["prompt_mask"], batch["input_ids"], batch["attention_mask"],
+                              batch.get("position_ids"), share_prompt=not self.is_sharded)
         return weighted_token_cross_entropy(logits, batch["labels"], batch["weights"]), logits
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
