@@ -152,7 +152,9 @@ def _lightning_rm(steps: int, rm_type: str) -> float:
         def on_train_batch_end(self, *args, **kwargs):
             clock.tick()
 
+    # gradients clipped to norm 1, as TRL's trainer and this project's trainer configs do
     trainer = L.Trainer(accelerator="cpu", max_steps=steps, limit_val_batches=0, num_sanity_val_steps=0,
+                        gradient_clip_val=1.0,
                         logger=False, enable_checkpointing=False, enable_progress_bar=False,
                         enable_model_summary=False, callbacks=[Clock()])
     trainer.fit(module, datamodule=data)
