@@ -79,13 +79,16 @@ def collate_rewrite(pairs: list[EncodedPair], ids: SpecialIds, identity_weight: 
     ``y_l <fb> y_w <eos>`` and (when ``identity_weight`` > 0) identity ``y_w <fb> y_w <eos>`` continuations
     (right-padded, with per-row weights and ``position_ids`` when ``aligned_positions``): the seq2seq RM
     runs each prompt once for both (``continuation_outputs``)."""
-    sources = (("rejected", 1.0, True),) + ((("chosen", identity_weight, False),) if identity_weight > 0 else ())
     prompts, rows, weights, is_correction = [], [], [], []
     for p in pairs:
-        prompts.append(policy_prompt(p.prompt, ids))
-        for source, weight, correction in sources:
-            row = rewrite_example(p.prompt, getattr(p, source), p.chosen, ids, aligned_positions)
-            rows.append({key: values[len(prompts[-1]):] for key, values in row.items()})
+        prompt = policy_prompt(p.prompt, ids)
+        prompts.append(prompt)
+        examples = [(p.rejected, 1.0, True)]  # (source, weight, is it the correction)
+        if identity_weight > 0:
+            examples.append((p.chosen, identity_weight, False))
+        for source, weight, correction in examples:
+            row = rewrite_example(p.prompt, source, p.chosen, ids, aligned_positions)
+            rows.append({key: values[len(prompt):] for key, values in row.items()})  # the prompt is shared
             weights.append(weight)
             is_correction.append(correction)
     batch = pad_batch(rows, ids.pad)
