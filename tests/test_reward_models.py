@@ -74,6 +74,21 @@ def _word_setup():
     return task, tok
 
 
+def test_gpt2_factory_runs_gelu_new_fused_with_the_same_outputs():
+    from transformers.activations import NewGELUActivation
+
+    task, tok = _word_setup()
+    torch.manual_seed(0)
+    model = gpt2_from_scratch(tok, n_layer=2, n_embd=32, n_head=2, n_positions=64).eval()
+    assert model.config.activation_function == "gelu_new"
+    assert not any(isinstance(m, NewGELUActivation) for m in model.modules())
+    ids = torch.randint(5, len(tok), (3, 10))
+    fused = model(input_ids=ids).logits
+    for block in model.transformer.h:  # put the unfused activation back: the same function
+        block.mlp.act = NewGELUActivation()
+    assert torch.allclose(fused, model(input_ids=ids).logits, atol=1e-5)
+
+
 def test_scalar_reward_sits_on_the_last_token():
     task, tok = _word_setup()
     torch.manual_seed(0)
