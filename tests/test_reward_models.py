@@ -8,8 +8,7 @@ from torch import nn
 from seq2seq_rm.data.layout import IGNORE_INDEX, pad_batch, rewrite_example, right_pad, scored_sequence
 from seq2seq_rm.data.pairs import EncodedPair, collate_rewrite, collate_scalar, encode_pairs
 from seq2seq_rm.data.tokenizer import SpecialIds, build_word_tokenizer, special_ids
-from seq2seq_rm.models import gpt2_from_scratch
-from seq2seq_rm.models.backbone import llama_from_scratch
+from seq2seq_rm.models import gpt2_from_scratch, last_block
 from seq2seq_rm.models.heads import ScalarHeadModel, save_scalar_head, write_rm_type
 from seq2seq_rm.models.shared_prompt import continuation_outputs
 from seq2seq_rm.rewards.interface import GoldReward, ScalarReward, Seq2seqReward, load_reward_function
@@ -99,32 +98,63 @@ def test_scalar_reward_sits_on_the_last_token():
     assert out[0, :2].abs().sum() == 0 and out[0, 2] != 0 and out[1, 0] != 0
 
 
-@pytest.mark.parametrize("architecture", ["gpt2", "llama", "gpt2_checkpointed", "gpt2_unshared"])
-def test_scalar_rm_runs_each_prompt_once_with_the_scores_and_gradients_of_full_sequences(architecture):
+def _scalar_rm(tok, architecture: str) -> ScalarHeadModel:
+    """A 2-block scalar RM: GPT-2, Llama with grouped-query attention, Qwen2 (biased projections)."""
+    from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
+
+    torch.manual_seed(0)
+    size = dict(vocab_size=len(tok), num_hidden_layers=2, hidden_size=32, num_attention_heads=4,
+                num_key_value_heads=2, intermediate_size=64, max_position_embeddings=64)
+    if architecture.startswith("llama"):
+        lm = LlamaForCausalLM(LlamaConfig(**size))
+    elif architecture == "qwen2":
+        lm = Qwen2ForCausalLM(Qwen2Config(**size))
+    else:
+        lm = gpt2_from_scratch(tok, n_layer=2, n_embd=32, n_head=2, n_positions=64)
+    model = ScalarHeadModel(lm)
+    nn.init.normal_(model.head.weight)  # a head that reads every hidden unit noticeably
+    if architecture.endswith("checkpointed"):
+        model.lm.activation_checkpointing_enable()
+    return model.train()
+
+
+@pytest.mark.parametrize("architecture", ["gpt2", "llama", "qwen2", "gpt2_checkpointed", "gpt2_unshared"])
+def test_scalar_rm_scores_and_gradients_equal_the_whole_trunk_on_full_sequences(architecture):
+    """Prompt sharing and the last block run at the scored token only (where the architecture allows them) give
+    the scores and gradients of the plain forward pass over the full sequences."""
     task, tok = _word_setup()
     ids = special_ids(tok)
-    torch.manual_seed(0)
-    build = llama_from_scratch if architecture == "llama" else gpt2_from_scratch
-    model = ScalarHeadModel(build(tok, n_layer=2, n_embd=32, n_head=2, n_positions=64))
-    if architecture == "gpt2_checkpointed":
-        model.lm.activation_checkpointing_enable()
-    model.train()
+    model = _scalar_rm(tok, architecture)
+    assert last_block.supports(model.lm.base_model) == (not architecture.endswith("checkpointed"))
     # prompts and responses of different lengths, so both paddings are exercised
     pairs = [EncodedPair([5, 6, 7, 8], [9, 10], [11]), EncodedPair([5], [12, 13, 14, 15], [9, 9, 10]),
              EncodedPair([6, 7], [10], [11, 12])]
     batch = collate_scalar(pairs, ids)
-    shared = model.score_responses(**batch, share_prompt=architecture != "gpt2_unshared")
-    sequences = [scored_sequence(p.prompt, r, ids) for p in pairs for r in (p.chosen, p.rejected)]
-    full = model.score_last(*right_pad(sequences, ids.pad))
-    assert torch.isfinite(shared).all()
-    assert torch.allclose(shared, full, atol=1e-5)
-    grads = [torch.autograd.grad(bradley_terry_loss(s[0::2], s[1::2]), list(model.parameters()), allow_unused=True)
-             for s in (shared, full)]
-    for a, b in zip(*grads, strict=True):
-        assert (a is None) == (b is None)
-        if a is not None:
-            assert torch.allclose(a, b, atol=1e-5)
-    assert any(a is not None and a.abs().sum() > 0 for a in grads[0])
+    sequences, mask = right_pad([scored_sequence(p.prompt, r, ids) for p in pairs for r in (p.chosen, p.rejected)],
+                                ids.pad)
+    plain = model(sequences, mask)[torch.arange(len(sequences)), mask.sum(1) - 1]
+    scores = {"shared": model.score_responses(**batch, share_prompt=architecture != "gpt2_unshared"),
+              "last": model.score_last(sequences, mask)}
+    parameters = list(model.parameters())
+    expected = torch.autograd.grad(bradley_terry_loss(plain[0::2], plain[1::2]), parameters, allow_unused=True)
+    assert any(g is not None and g.abs().sum() > 0 for g in expected)
+    for name, found in scores.items():
+        assert torch.allclose(found, plain, atol=1e-5), name
+        grads = torch.autograd.grad(bradley_terry_loss(found[0::2], found[1::2]), parameters, allow_unused=True)
+        for a, b in zip(grads, expected, strict=True):
+            assert (a is None) == (b is None), name
+            if a is not None:
+                assert torch.allclose(a, b, atol=1e-5), name
+
+
+def test_the_last_block_is_put_back_when_the_trunk_fails():
+    task, tok = _word_setup()
+    model = _scalar_rm(tok, "gpt2")
+    trunk = model.lm.base_model
+    blocks = list(trunk.h)
+    with pytest.raises(IndexError), last_block.deferred_last_block(trunk):
+        trunk(input_ids=torch.tensor([[len(tok) + 5]]))
+    assert list(trunk.h) == blocks and isinstance(trunk.ln_f, nn.LayerNorm)
 
 
 @pytest.mark.parametrize("aligned_positions", [True, False])

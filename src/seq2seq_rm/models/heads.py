@@ -11,6 +11,7 @@ from torch import nn
 from transformers import PreTrainedModel
 
 from seq2seq_rm.errors import UserError
+from seq2seq_rm.models import last_block
 from seq2seq_rm.models.backbone import load_backbone
 from seq2seq_rm.models.lora import merge_lora
 from seq2seq_rm.models.shared_prompt import continuation_outputs
@@ -34,19 +35,40 @@ class ScalarHeadModel(nn.Module):
 
     def score_last(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Score at the last non-padding token of each right-padded row."""
-        scores = self(input_ids, attention_mask)
         last = attention_mask.sum(1) - 1
-        return scores[torch.arange(scores.shape[0]), last]
+        trunk = self.lm.base_model
+        if not last_block.supports(trunk):
+            return self(input_ids, attention_mask)[torch.arange(input_ids.shape[0]), last]
+        with last_block.deferred_last_block(trunk) as calls:
+            trunk(input_ids=input_ids, attention_mask=attention_mask)
+        return self._score(last_block.final_hidden_at(trunk, calls, last, attention_mask * _up_to(last, input_ids)))
 
     def score_responses(self, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, response_ids: torch.Tensor,
                         response_mask: torch.Tensor, share_prompt: bool = True) -> torch.Tensor:
         """Scores at the last non-padding token of each response, where prompt ``i`` (left-padded) is answered by
         the right-padded responses in rows ``i*k .. i*k + k - 1``; each prompt runs once for its ``k`` responses
         (``continuation_outputs``). The same scores and gradients as ``score_last`` on the full sequences."""
-        hidden = continuation_outputs(self.lm.base_model, "last_hidden_state", prompt_ids, prompt_mask, response_ids,
-                                      response_mask, share_prompt=share_prompt)
-        last = hidden[torch.arange(hidden.shape[0]), response_mask.sum(1) - 1]
-        return self.head(last).squeeze(-1)
+        trunk, last = self.lm.base_model, response_mask.sum(1) - 1
+        if not last_block.supports(trunk):
+            hidden = continuation_outputs(trunk, "last_hidden_state", prompt_ids, prompt_mask, response_ids,
+                                          response_mask, share_prompt=share_prompt)
+            return self._score(hidden[torch.arange(hidden.shape[0]), last])
+        with last_block.deferred_last_block(trunk) as calls:
+            continuation_outputs(trunk, "last_hidden_state", prompt_ids, prompt_mask, response_ids, response_mask,
+                                 share_prompt=share_prompt)
+        # the same keys whether the prompt ran once (two calls) or inside each full sequence (one call)
+        key_mask = torch.cat([prompt_mask.repeat_interleave(len(last) // len(prompt_mask), 0),
+                              response_mask * _up_to(last, response_ids)], 1)
+        index = last if len(calls) == 2 else last + prompt_ids.shape[1]
+        return self._score(last_block.final_hidden_at(trunk, calls, index, key_mask))
+
+    def _score(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self.head(hidden).squeeze(-1)
+
+
+def _up_to(last: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    """1 at the positions up to and including ``last[b]`` of each row, 0 after."""
+    return (torch.arange(ids.shape[1], device=ids.device) <= last[:, None]).long()
 
 
 def write_rm_type(directory: Path, rm_type: str) -> None:
