@@ -34,7 +34,8 @@ class ScalarHeadModel(nn.Module):
         return self.head(hidden).squeeze(-1)
 
     def score_last(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """Score at the last non-padding token of each right-padded row."""
+        """Score at the last non-padding token of each right-padded row; the trunk's last block runs only there
+        where ``last_block.supports`` it (the same scores)."""
         last = attention_mask.sum(1) - 1
         trunk = self.lm.base_model
         if not last_block.supports(trunk):
@@ -47,7 +48,8 @@ class ScalarHeadModel(nn.Module):
                         response_mask: torch.Tensor, share_prompt: bool = True) -> torch.Tensor:
         """Scores at the last non-padding token of each response, where prompt ``i`` (left-padded) is answered by
         the right-padded responses in rows ``i*k .. i*k + k - 1``; each prompt runs once for its ``k`` responses
-        (``continuation_outputs``). The same scores and gradients as ``score_last`` on the full sequences."""
+        (``continuation_outputs``), and the trunk's last block runs only at the scored tokens where
+        ``last_block.supports`` it. The same scores and gradients as the whole trunk on the full sequences."""
         trunk, last = self.lm.base_model, response_mask.sum(1) - 1
         if not last_block.supports(trunk):
             hidden = continuation_outputs(trunk, "last_hidden_state", prompt_ids, prompt_mask, response_ids,
