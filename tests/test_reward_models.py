@@ -105,7 +105,7 @@ def _scalar_rm(tok, architecture: str) -> ScalarHeadModel:
     torch.manual_seed(0)
     size = dict(vocab_size=len(tok), num_hidden_layers=2, hidden_size=32, num_attention_heads=4,
                 num_key_value_heads=2, intermediate_size=64, max_position_embeddings=64)
-    if architecture.startswith("llama"):
+    if architecture == "llama":
         lm = LlamaForCausalLM(LlamaConfig(**size))
     elif architecture == "qwen2":
         lm = Qwen2ForCausalLM(Qwen2Config(**size))

@@ -53,8 +53,7 @@ def supports(trunk: nn.Module) -> bool:
     block = getattr(trunk, layout.blocks)[-1]
     attention = getattr(block, layout.attention)
     # FSDP gathers a block's parameters only when the block itself is called; the block's parts are called here
-    return (not isinstance(block, FSDPModule) and getattr(attention, "sliding_window", None) is None
-            and not getattr(attention, "is_cross_attention", False))
+    return not isinstance(block, FSDPModule) and getattr(attention, "sliding_window", None) is None
 
 
 class _Recorder(nn.Module):
