@@ -11,9 +11,10 @@ process; the frameworks alternate; the first steps of every process are warm-up 
 Printed: median, min and max over repetitions, and the ratio TRL time / our time (>1: we are faster).
 
 Known differences (they are the frameworks' designs, kept as they are): this project's scalar RM runs each
-pair's prompt once for both responses (``ScalarHeadModel.score_responses``; TRL runs the two full sequences)
-and its model factory runs GPT-2's ``gelu_new`` as torch's fused tanh GELU (``fuse_activations``; the same
-function): the second RM row gives TRL that activation too, so it shows the prompt sharing alone. TRL's PPO
+pair's prompt once for both responses and its last block only at the scored token
+(``ScalarHeadModel.score_responses``; TRL runs the whole model over the two full sequences), and its model
+factory runs GPT-2's ``gelu_new`` as torch's fused tanh GELU (``fuse_activations``; the same function): the
+second RM row gives TRL that activation too, so it shows the other two alone. TRL's PPO
 uses a separate value model (a second 4x128 trunk) where ours puts a value head on the policy's trunk; TRL always
 generates ``response_length`` tokens, ours stops once every row has sampled ``<eos>`` (random weights
 rarely do: ~32 tokens either way); TRL calls ``gc.collect()`` twice per PPO step; TRL's reward trainer
