@@ -30,8 +30,7 @@ class ScalarHeadModel(nn.Module):
         nn.init.zeros_(self.head.bias)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        hidden = self.lm.base_model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        return self.head(hidden).squeeze(-1)
+        return self._score(self.lm.base_model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state)
 
     def score_last(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Score at the last non-padding token of each right-padded row; the trunk's last block runs only there

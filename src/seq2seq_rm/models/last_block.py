@@ -124,16 +124,16 @@ def final_hidden_at(trunk: PreTrainedModel, calls: list[Recorded], index: torch.
     attention = getattr(block, layout.attention)
     hidden, kwargs = calls[-1]
     rows = torch.arange(hidden.shape[0], device=hidden.device)
+    normed = [getattr(block, layout.norm_before_attention)(call_hidden) for call_hidden, _ in calls]
     keys, values = [], []
-    for call_hidden, call_kwargs in calls:
-        k, v = _keys_values(model_type, attention, getattr(block, layout.norm_before_attention)(call_hidden),
-                            call_kwargs)
-        repeats = hidden.shape[0] // call_hidden.shape[0]
+    for x, (_, call_kwargs) in zip(normed, calls, strict=True):
+        k, v = _keys_values(model_type, attention, x, call_kwargs)
+        repeats = hidden.shape[0] // x.shape[0]
         keys.append(k.repeat_interleave(repeats, 0))
         values.append(v.repeat_interleave(repeats, 0))
     keys, values = torch.cat(keys, 2), torch.cat(values, 2)
     residual = hidden[rows, index].unsqueeze(1)  # (batch, 1, hidden)
-    query = _query(model_type, attention, getattr(block, layout.norm_before_attention)(residual), kwargs, rows, index)
+    query = _query(model_type, attention, normed[-1][rows, index].unsqueeze(1), kwargs, rows, index)
     groups = query.shape[1] // keys.shape[1]  # grouped-query attention: each key head serves `groups` query heads
     dropout = getattr(attention, "attention_dropout", getattr(getattr(attention, "attn_dropout", None), "p", 0.0))
     attended = F.scaled_dot_product_attention(
